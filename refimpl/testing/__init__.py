@@ -1,0 +1,35 @@
+"""The public test kit: invariant checkers, a linearizability checker, transcript helpers.
+
+Rules: nothing here imports trio; everything is deterministic given its inputs. Other parts of
+the project add their own modules (conformance checks, oracles) and extend ``__all__`` below,
+one block per module.
+"""
+
+from refimpl.testing.linearizability import (
+    CheckResult,
+    EventKind,
+    History,
+    HistoryEvent,
+    KvOp,
+    LinearizabilityResult,
+    Operation,
+    OpKind,
+    check_history,
+    check_operations,
+    kv_step,
+)
+
+__all__ = [
+    # linearizability
+    "CheckResult",
+    "EventKind",
+    "History",
+    "HistoryEvent",
+    "KvOp",
+    "LinearizabilityResult",
+    "OpKind",
+    "Operation",
+    "check_history",
+    "check_operations",
+    "kv_step",
+]
