@@ -1,0 +1,65 @@
+# Two commands from a fresh clone:  `make cluster`  and  `make test`.
+# Everything the project needs is installed here, pinned by requirements.lock, into .venv.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed
+PEERS  ?= 3
+
+.PHONY: all setup cluster test lint typecheck pytest book book-build browser bench soak lab grade clean
+
+all: test
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip==26.3" "setuptools==80.9.0" "wheel==0.45.1"
+	$(PY) -m pip install --quiet -c requirements.lock -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+setup: $(STAMP) ## install everything (pinned) into .venv
+
+cluster: setup ## start a local cluster of $(PEERS) peers (Ctrl-C stops it)
+	$(BIN)/refimpl cluster up --peers $(PEERS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy --strict
+
+pytest: setup
+	$(BIN)/python -m pytest -q -m "not browser" tests
+
+book-build: setup
+	rm -rf _build
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+browser: setup
+	$(BIN)/python -m pytest -q -m browser tests
+
+book: book-build ## build the book; the HTML is in _build/html
+	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+
+test: lint typecheck pytest book-build browser ## every check: ruff, mypy --strict, pytest, the book, the browser test
+	@echo "make test: all checks passed"
+
+bench: setup
+	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+soak: setup
+	$(BIN)/refimpl sim soak --seeds 10000
+
+grade: setup
+	$(PY) -m exercises.grade
+
+lab: setup
+	$(PY) -m pip install --quiet "jupyterlab==4.4.5"
+	$(BIN)/jupyter lab --notebook-dir=book
+
+clean:
+	rm -rf _build .mypy_cache .ruff_cache .pytest_cache
