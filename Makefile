@@ -45,8 +45,8 @@ browser: setup
 book: book-build ## build the book; the HTML is in _build/html
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
-test: lint typecheck pytest book-build browser ## every check: ruff, mypy --strict, pytest, the book, the browser test
-	@echo "make test: all checks passed"
+test: lint typecheck book-build ## every check: ruff, mypy --strict, the book, then pytest (browser test included)
+	$(BIN)/python -m pytest -q tests
 
 bench: setup
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
