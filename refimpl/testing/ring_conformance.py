@@ -94,6 +94,60 @@ def _moved(before: dict[PointId, ShardId], after: dict[PointId, ShardId]) -> lis
     return [point_id for point_id, shard in before.items() if after[point_id] != shard]
 
 
+def _check_oracle(
+    routed: dict[PointId, ShardId], shards: list[ShardId], ids: list[PointId], vnodes: int
+) -> None:
+    oracle = OracleRing(shards, vnodes)
+    # The oracle is slow, so compare a prefix of the sample plus every sampled id that
+    # hashes past the last position: those exercise the wrap-around.
+    last = max(p for s in shards for p in shard_positions(s, vnodes))
+    wrapping = [i for i in ids if point_hash(i) > last]
+    for point_id in ids[: min(len(ids), 500)] + wrapping:
+        expected = oracle.shard_for(point_id)
+        assert routed[point_id] == expected, (
+            f"rule 3: id {point_id!r} routed to {routed[point_id]}, oracle says {expected}"
+        )
+
+
+def _check_add(
+    factory: RingFactory,
+    shards: list[ShardId],
+    routed: dict[PointId, ShardId],
+    move_tolerance: float,
+) -> float:
+    grown = factory(shards)
+    new_shard = ShardId(max(shards) + 1)
+    grown.add_shard(new_shard)
+    after_add = _route(grown, routed)
+    moved = _moved(routed, after_add)
+    for point_id in moved:
+        assert after_add[point_id] == new_shard, (
+            f"rule 5: adding shard {new_shard} moved id {point_id!r} from "
+            f"{routed[point_id]} to {after_add[point_id]}"
+        )
+    expected_share = 1 / (len(shards) + 1)
+    moved_share = len(moved) / len(routed)
+    assert abs(moved_share - expected_share) <= move_tolerance * expected_share, (
+        f"rule 5: adding a shard moved {moved_share:.3f} of ids, expected about {expected_share:.3f}"
+    )
+    return moved_share
+
+
+def _check_remove(
+    factory: RingFactory, shards: list[ShardId], routed: dict[PointId, ShardId]
+) -> int:
+    shrunk = factory(shards)
+    gone = shards[0]
+    shrunk.remove_shard(gone)
+    after_remove = _route(shrunk, routed)
+    moved_out = _moved(routed, after_remove)
+    for point_id in moved_out:
+        assert routed[point_id] == gone, (
+            f"rule 6: removing shard {gone} moved id {point_id!r} away from {routed[point_id]}"
+        )
+    return len(moved_out)
+
+
 def check_hash_ring(
     factory: RingFactory,
     *,
@@ -125,16 +179,7 @@ def check_hash_ring(
 
     routed = _check_range_and_order(factory, shards, ids)
     if oracle_vnodes_per_shard is not None:
-        oracle = OracleRing(shards, oracle_vnodes_per_shard)
-        # The oracle is slow, so compare a prefix of the sample plus every sampled id that
-        # hashes past the last position: those exercise the wrap-around.
-        last = max(p for s in shards for p in shard_positions(s, oracle_vnodes_per_shard))
-        wrapping = [i for i in ids if point_hash(i) > last]
-        for point_id in ids[: min(len(ids), 500)] + wrapping:
-            expected = oracle.shard_for(point_id)
-            assert routed[point_id] == expected, (
-                f"rule 3: id {point_id!r} routed to {routed[point_id]}, oracle says {expected}"
-            )
+        _check_oracle(routed, shards, ids, oracle_vnodes_per_shard)
 
     loads = Counter(routed.values())
     assert set(loads) == set(shards), f"rule 4: some shard got no id at all: {dict(loads)}"
@@ -142,41 +187,17 @@ def check_hash_ring(
     assert load_ratio <= max_load_ratio, (
         f"rule 4: load ratio {load_ratio:.2f} exceeds {max_load_ratio}: {dict(loads)}"
     )
-
-    grown = factory(shards)
-    new_shard = ShardId(shard_count)
-    grown.add_shard(new_shard)
-    after_add = _route(grown, ids)
-    moved = _moved(routed, after_add)
-    for point_id in moved:
-        assert after_add[point_id] == new_shard, (
-            f"rule 5: adding shard {new_shard} moved id {point_id!r} from "
-            f"{routed[point_id]} to {after_add[point_id]}"
-        )
-    expected_share = 1 / (shard_count + 1)
-    moved_share = len(moved) / len(ids)
-    assert abs(moved_share - expected_share) <= move_tolerance * expected_share, (
-        f"rule 5: adding a shard moved {moved_share:.3f} of ids, expected about {expected_share:.3f}"
-    )
-
-    shrunk = factory(shards)
-    gone = shards[0]
-    shrunk.remove_shard(gone)
-    after_remove = _route(shrunk, ids)
-    moved_out = _moved(routed, after_remove)
-    for point_id in moved_out:
-        assert routed[point_id] == gone, (
-            f"rule 6: removing shard {gone} moved id {point_id!r} away from {routed[point_id]}"
-        )
-    assert len(moved_out) == loads[gone], "rule 6: some ids of the removed shard did not move"
+    moved_share = _check_add(factory, shards, routed, move_tolerance)
+    moved_out = _check_remove(factory, shards, routed)
+    assert moved_out == loads[shards[0]], "rule 6: some ids of the removed shard did not move"
 
     return RingReport(
         shard_count=shard_count,
         sample_size=len(ids),
         load_ratio=load_ratio,
         moved_share_on_add=moved_share,
-        expected_share_on_add=expected_share,
-        moved_share_on_remove=len(moved_out) / len(ids),
+        expected_share_on_add=1 / (shard_count + 1),
+        moved_share_on_remove=moved_out / len(ids),
     )
 
 
