@@ -1,0 +1,134 @@
+"""Tests for reads across replicas (spec "Consistency guarantees": reads use a partial fan-out
+strategy; Qdrant execute_read_operation.rs as summarised in facts §5.2)."""
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from refimpl.ids import PeerId
+from refimpl.replication import (
+    InvalidReadConsistencyError,
+    NotEnoughReplicasError,
+    ReadConsistencyType,
+    ReadRequirement,
+    ReplicaState,
+    ResolveCondition,
+    parse_read_consistency,
+    plan_read,
+    read_order,
+    read_requirement,
+    resolve_answers,
+)
+
+A, D, P, INIT = (
+    ReplicaState.Active,
+    ReplicaState.Dead,
+    ReplicaState.Partial,
+    ReplicaState.Initializing,
+)
+ALL, MAJ = ResolveCondition.ALL, ResolveCondition.MAJORITY
+
+
+@pytest.mark.parametrize(
+    ("consistency", "total", "expected"),
+    [
+        (1, 3, ReadRequirement(1, ALL)),
+        (2, 3, ReadRequirement(2, ALL)),
+        (7, 3, ReadRequirement(3, ALL)),
+        (ReadConsistencyType.MAJORITY, 3, ReadRequirement(3, MAJ)),
+        (ReadConsistencyType.MAJORITY, 4, ReadRequirement(4, MAJ)),
+        (ReadConsistencyType.QUORUM, 3, ReadRequirement(2, ALL)),
+        (ReadConsistencyType.QUORUM, 4, ReadRequirement(3, ALL)),
+        (ReadConsistencyType.QUORUM, 1, ReadRequirement(1, ALL)),
+        (ReadConsistencyType.ALL, 3, ReadRequirement(3, ALL)),
+    ],
+)
+def test_read_consistency_levels_follow_qdrant_code(
+    consistency: int | ReadConsistencyType, total: int, expected: ReadRequirement
+) -> None:
+    """majority asks everyone and keeps what most saw; quorum asks n/2+1 and keeps the common
+    part (the code's meaning, not the doc comments')."""
+    assert read_requirement(consistency, total, total) == expected
+
+
+def test_too_few_available_replicas_fail_the_read() -> None:
+    """A read that needs more replicas than can answer fails with a clear error."""
+    with pytest.raises(NotEnoughReplicasError, match="needs 3 replicas but only 2 of 3"):
+        read_requirement(ReadConsistencyType.ALL, 3, 2)
+    assert read_requirement(ReadConsistencyType.QUORUM, 3, 2).required == 2
+    with pytest.raises(InvalidReadConsistencyError):
+        read_requirement(0, 3, 3)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2", 2),
+        (3, 3),
+        ("majority", ReadConsistencyType.MAJORITY),
+        ("ALL", ReadConsistencyType.ALL),
+    ],
+)
+def test_consistency_parameter_parses(raw: object, expected: object) -> None:
+    """The consistency parameter is a number or one of majority, quorum, all."""
+    assert parse_read_consistency(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["0", 0, -1, "most", True, 1.5, None])
+def test_bad_consistency_parameter_is_refused(raw: object) -> None:
+    """Anything else is a client error with a message saying what is accepted."""
+    with pytest.raises(InvalidReadConsistencyError):
+        parse_read_consistency(raw)
+
+
+def test_reads_go_to_the_local_active_replica_first() -> None:
+    """Reads prefer the local replica, then shuffled Active remotes; never Dead or Partial."""
+    states = {PeerId(1): A, PeerId(2): A, PeerId(3): D, PeerId(4): P, PeerId(5): A}
+    order = read_order(states, PeerId(2), random.Random(0))
+    assert order[0] == PeerId(2)
+    assert sorted(order) == [PeerId(1), PeerId(2), PeerId(5)]
+    assert read_order(states, PeerId(3), random.Random(0))[0] != PeerId(3)
+    orders = {read_order(states, None, random.Random(seed)) for seed in range(20)}
+    assert len(orders) == 6
+    assert read_order(states, None, random.Random(4)) == read_order(states, None, random.Random(4))
+
+
+def test_fan_out_defaults_to_zero_with_a_local_replica_and_one_without() -> None:
+    """read_fan_out_factor unset: ask one extra replica only when there is no local one."""
+    states = {PeerId(1): A, PeerId(2): A, PeerId(3): A}
+    rng = random.Random(1)
+    local = plan_read(states, PeerId(1), 1, read_fan_out_factor=None, rng=rng)
+    assert (local.initial_parallel, local.order[0]) == (1, PeerId(1))
+    remote = plan_read(states, PeerId(9), 1, read_fan_out_factor=None, rng=rng)
+    assert remote.initial_parallel == 2
+    wide = plan_read(states, PeerId(1), 2, read_fan_out_factor=5, rng=rng)
+    assert (wide.initial_parallel, wide.required) == (3, 2)
+
+
+def test_initializing_replicas_lower_the_count_but_are_never_asked() -> None:
+    """Initializing replicas count as available for the requirement yet serve no reads."""
+    states = {PeerId(1): A, PeerId(2): INIT}
+    with pytest.raises(NotEnoughReplicasError, match="only 1 can serve"):
+        plan_read(states, PeerId(1), 2, read_fan_out_factor=0, rng=random.Random(0))
+    with pytest.raises(InvalidReadConsistencyError):
+        plan_read(states, PeerId(1), 1, read_fan_out_factor=-1, rng=random.Random(0))
+
+
+def test_majority_and_all_combine_answers_differently() -> None:
+    """majority keeps a point seen by 2 of 3 replicas; all keeps only what every one saw."""
+    answers = [[1, 2, 3], [1, 3], [1, 2]]
+    assert resolve_answers(answers, MAJ) == [1, 2, 3]
+    assert resolve_answers(answers, ALL) == [1]
+    assert resolve_answers([], ALL) == []
+    assert resolve_answers([[4, 4, 5]], ALL) == [4, 5]
+
+
+@given(st.lists(st.lists(st.integers(0, 9)), min_size=1, max_size=5))
+def test_all_is_always_a_subset_of_majority(answers: list[list[int]]) -> None:
+    """Keeping what every answer has is stricter than keeping what most answers have."""
+    strict = resolve_answers(answers, ALL)
+    loose = resolve_answers(answers, MAJ)
+    assert set(strict) <= set(loose)
+    assert set(strict) == set.intersection(*(set(a) for a in answers))
