@@ -1,0 +1,1 @@
+"""Hand-written plausible learner bugs, one module per exercise marker (``MUTANTS = [...]``)."""
