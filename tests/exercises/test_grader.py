@@ -8,6 +8,7 @@ from pathlib import Path
 from exercises._grading.catalog import all_exercises, region_of, select
 from exercises._grading.regions import ROOT
 from exercises._grading.runner import run_exercise
+from refimpl.ids import ShardId
 from refimpl.sharding import ring
 
 RING = "01-hash-ring"
@@ -69,4 +70,4 @@ def test_grading_unplugs_the_learner_function(tmp_path: Path) -> None:
     )
     assert result.points < result.points_max
     assert ring.lookup is before
-    assert ring.HashRing([0]).shard_for(1) == 0
+    assert ring.HashRing([ShardId(0)]).shard_for(1) == 0
