@@ -18,6 +18,7 @@ from refimpl.raft.core import (
     Ready,
     Role,
 )
+from refimpl.raft.file_storage import FileStorage
 from refimpl.raft.messages import (
     EMPTY_MEMBERSHIP,
     AppendEntries,
@@ -71,6 +72,7 @@ __all__ = [
     "ConfigError",
     "Entry",
     "EntryKind",
+    "FileStorage",
     "HardState",
     "InstallSnapshot",
     "InstallSnapshotResponse",
