@@ -16,7 +16,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +99,35 @@ def plugged_now() -> Plugged:
     """The plug of the exercise being graded (its ``reference`` is the model solution)."""
     assert _current, "no exercise is being graded"
     return _current[-1]
+
+
+def smallest_failure(
+    seeds: Iterable[int], run: Callable[[int], None], *, keep_looking: int = 50
+) -> None:
+    """Run ``run(seed)`` for each seed; on failures, raise the one with the shortest transcript.
+
+    After the first failing seed, up to ``keep_looking`` more seeds are tried: among the
+    failures the one with the fewest transcript lines is reported (the simulator's way of
+    shrinking: a shorter schedule that breaks the same rule), with the count of failing seeds.
+    """
+    failures: list[CheckFailedError] = []
+    tried = 0
+    for seed in seeds:
+        if failures and tried >= keep_looking:
+            break
+        try:
+            run(seed)
+        except CheckFailedError as exc:
+            failures.append(exc)
+        if failures:
+            tried += 1
+    if not failures:
+        return
+    best = min(failures, key=lambda e: len((e.transcript or "").splitlines()))
+    message = (
+        f"{best.args[0]}\n({len(failures)} of the seeds tried failed; the shortest run is shown)"
+    )
+    raise CheckFailedError(message, seed=best.seed, transcript=best.transcript) from best
 
 
 def grading_settings(max_examples: int = 100, *, shrink: bool = True) -> settings:
