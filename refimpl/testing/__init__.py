@@ -5,6 +5,13 @@ the project add their own modules (conformance checks, oracles) and extend ``__a
 one block per module.
 """
 
+from refimpl.testing.golden import REWRITE_ENV, GoldenMismatchError, assert_golden
+from refimpl.testing.invariants import (
+    DurableView,
+    InvariantViolationError,
+    RaftInvariants,
+    Violation,
+)
 from refimpl.testing.linearizability import (
     CheckResult,
     EventKind,
@@ -20,15 +27,21 @@ from refimpl.testing.linearizability import (
 )
 
 __all__ = [
-    # linearizability
+    "REWRITE_ENV",
     "CheckResult",
+    "DurableView",
     "EventKind",
+    "GoldenMismatchError",
     "History",
     "HistoryEvent",
+    "InvariantViolationError",
     "KvOp",
     "LinearizabilityResult",
     "OpKind",
     "Operation",
+    "RaftInvariants",
+    "Violation",
+    "assert_golden",
     "check_history",
     "check_operations",
     "kv_step",

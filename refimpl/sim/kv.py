@@ -1,0 +1,101 @@
+"""A tiny replicated key-value state machine for client histories.
+
+Rules:
+
+* a command is bytes: ``Command.encode()`` of ``(client, seq, op)`` where ``op`` is a
+  :class:`refimpl.testing.KvOp` (put, get or cas on string values); ``(client, seq)`` makes every
+  proposal unique, so a client recognises *its* entry when an index is applied;
+* ``apply`` is deterministic: every replica applying the same commands in the same order
+  holds the same map and returns the same results (get → value, cas → swapped?, put → None);
+* the whole state (map and last applied index) is one snapshot blob.
+
+Theory of operation: JSON is slow but readable in a transcript and a snapshot; the simulator
+never stores enough commands for speed to matter.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from refimpl.ids import LogIndex
+from refimpl.testing.linearizability import KvOp, OpKind
+
+__all__ = ["Command", "KvStateMachine"]
+_INDEX_0 = LogIndex(0)
+
+KvValue = str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A client's command as it travels through the Raft log."""
+
+    client: int
+    seq: int
+    op: KvOp
+
+    def encode(self) -> bytes:
+        """Compact JSON bytes (stable key order, so equal commands give equal bytes)."""
+        body = [self.client, self.seq, self.op.kind.value, self.op.key, self.op.value]
+        if self.op.kind is OpKind.CAS:
+            body.append(self.op.expected)
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @staticmethod
+    def decode(data: bytes) -> Command:
+        """Inverse of :meth:`encode`."""
+        body = json.loads(data)
+        expected = body[5] if len(body) > 5 else None
+        return Command(body[0], body[1], KvOp(OpKind(body[2]), body[3], body[4], expected))
+
+    def __str__(self) -> str:
+        return f"c{self.client}.{self.seq}:{self.op}"
+
+
+@dataclass
+class KvStateMachine:
+    """The replicated map; ``applied_index`` is stored with it, atomically, in snapshots."""
+
+    data: dict[str, KvValue] = field(default_factory=dict)
+    applied_index: LogIndex = _INDEX_0
+
+    def apply(self, index: LogIndex, command: bytes) -> object:
+        """Apply one committed command; returns the client-visible result."""
+        assert index > self.applied_index, (index, self.applied_index)
+        self.applied_index = index
+        op = Command.decode(command).op
+        current = self.data.get(op.key)
+        match op.kind:
+            case OpKind.PUT:
+                self.data[op.key] = _as_value(op.value)
+                return None
+            case OpKind.GET:
+                return current
+            case OpKind.CAS:
+                if current != op.expected:
+                    return False
+                self.data[op.key] = _as_value(op.value)
+                return True
+
+    def skip(self, index: LogIndex) -> None:
+        """Advance past a committed entry that is not a command (no-op, conf change)."""
+        assert index > self.applied_index, (index, self.applied_index)
+        self.applied_index = index
+
+    def encode(self) -> bytes:
+        """Snapshot bytes."""
+        return json.dumps([self.applied_index, self.data], sort_keys=True).encode()
+
+    @staticmethod
+    def decode(blob: bytes) -> KvStateMachine:
+        """Restore from :meth:`encode` (an empty blob is the empty state)."""
+        if not blob:
+            return KvStateMachine()
+        applied, data = json.loads(blob)
+        return KvStateMachine(dict(data), LogIndex(applied))
+
+
+def _as_value(value: object) -> KvValue:
+    assert value is None or isinstance(value, str), value
+    return value
