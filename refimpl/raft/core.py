@@ -665,8 +665,15 @@ class RaftNode:
         return True
 
     def _send_all_allowed(self, peer: PeerId, pr: Progress) -> None:
-        """Send as many AppendEntries as flow control allows (bounded by the inflight limit)."""
-        while self._send_append(peer, pr, send_empty=False):
+        """Send as many AppendEntries as flow control allows (bounded by the inflight limit).
+
+        A probing follower that lags gets a probe even when there is nothing new to
+        send: the answer is how we learn where its log ends.
+        """
+        if pr.match >= self._log.last_index():
+            return
+        probing = pr.state is ProgressState.PROBE
+        while self._send_append(peer, pr, send_empty=probing):
             if pr.state is not ProgressState.REPLICATE:
                 break
 

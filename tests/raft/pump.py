@@ -18,6 +18,7 @@ from refimpl.raft import (
     RaftNode,
     ReadState,
     Role,
+    Snapshot,
 )
 
 
@@ -36,6 +37,7 @@ class Pump:
     down: set[PeerId] = field(default_factory=set)
     applied: dict[PeerId, list[Entry]] = field(default_factory=dict)
     read_states: dict[PeerId, list[ReadState]] = field(default_factory=dict)
+    snapshots: dict[PeerId, list[Snapshot]] = field(default_factory=dict)
     delivered: list[Message] = field(default_factory=list)
     drop: Callable[[Message], bool] = lambda _m: False
 
@@ -60,6 +62,7 @@ class Pump:
         self.storages[pid] = storage
         self.applied.setdefault(pid, [])
         self.read_states.setdefault(pid, [])
+        self.snapshots.setdefault(pid, [])
         return node
 
     def isolate(self, pid: PeerId) -> None:
@@ -76,6 +79,7 @@ class Pump:
             rd = node.ready()
             if rd.snapshot is not None:
                 storage.apply_snapshot(rd.snapshot)
+                self.snapshots[pid].append(rd.snapshot)
             storage.append(rd.entries)
             if rd.hard_state is not None:
                 storage.set_hard_state(rd.hard_state)
@@ -142,3 +146,17 @@ class Pump:
 
     def commit_of(self, pid: PeerId) -> LogIndex:
         return self.nodes[pid].commit_index
+
+    def compact(self, pid: PeerId) -> Snapshot:
+        """Snapshot ``pid`` at its applied index (data = the applied commands) and compact."""
+        node = self.nodes[pid]
+        index = node.applied_index
+        snap = node.compact(index, b"|".join(self.normal_data(pid)))
+        self.storages[pid].compact(index, snap)
+        return snap
+
+    def restart(self, pid: PeerId, seed: int = 99, **options: object) -> RaftNode:
+        """Crash and restart ``pid`` from its storage (MemoryStorage keeps everything written)."""
+        self.applied[pid] = []
+        self.inflight = [m for m in self.inflight if pid not in (m.dst, m.src)]
+        return self.add_node(pid, self.storages[pid], seed, **options)
