@@ -1,0 +1,18 @@
+"""REST on a real ASGI stack (Starlette under hypercorn's trio worker), Qdrant-compatible.
+
+:mod:`~refimpl.api.app` holds the envelopes and the cluster endpoints;
+:mod:`~refimpl.api.openapi` the OpenAPI document of what is served.
+"""
+
+from refimpl.api.app import QDRANT_VERSION, ApiContext, ApiError, create_app, error, ok
+from refimpl.api.openapi import openapi_document
+
+__all__ = [
+    "QDRANT_VERSION",
+    "ApiContext",
+    "ApiError",
+    "create_app",
+    "error",
+    "ok",
+    "openapi_document",
+]

@@ -1,0 +1,355 @@
+"""A local cluster of real peer processes on 127.0.0.1 (``refimpl cluster up`` and the tests).
+
+Rules:
+
+* Peer ``i`` gets its own storage folder ``<data_dir>/peer-<i>/``, its own log file
+  ``<data_dir>/peer-<i>.log`` and its own ports: REST ``base_port + 10 i``, p2p that plus 2
+  (peer 0 on Qdrant's 6333 / 6335 by default). With ``base_port=None`` free ports are picked.
+* Peer 0 starts with ``--uri``; the others with ``--bootstrap`` pointing at peer 0 (and their
+  own ``--uri``). A restarted peer gets neither flag: it resumes from its storage.
+* Every process this module starts is stopped by :meth:`LocalCluster.stop_all` (SIGTERM, then
+  SIGKILL after a grace period); use the cluster as a context manager so that happens in a
+  ``finally``.
+* ``<data_dir>/cluster.json`` lists the peers' REST URLs so ``refimpl cluster status`` can find
+  a running cluster.
+
+Theory of operation: plain ``subprocess`` and ``httpx`` (no trio) so that tests, the book and
+the command line can all drive a cluster from ordinary synchronous code.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "LocalCluster",
+    "PeerProcess",
+    "cluster_status",
+    "cluster_up",
+    "free_port",
+    "render_table",
+]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass(slots=True)
+class PeerProcess:
+    """One peer this launcher manages."""
+
+    index: int
+    http_port: int
+    p2p_port: int
+    storage: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        """The p2p URI."""
+        return f"http://127.0.0.1:{self.p2p_port}/"
+
+    @property
+    def rest_url(self) -> str:
+        """The REST base URL."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def running(self) -> bool:
+        """True while the process is alive."""
+        return self.process is not None and self.process.poll() is None
+
+
+class LocalCluster:
+    """Start, kill, restart and query peer processes."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        peers: int = 3,
+        base_port: int | None = None,
+        tick_period_ms: int = 100,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        assert peers >= 1
+        self.data_dir = data_dir
+        self.tick_period_ms = tick_period_ms
+        self.extra_env = dict(extra_env or {})
+        self.peers: list[PeerProcess] = []
+        for i in range(peers):
+            self.add_peer_slot(None if base_port is None else base_port + 10 * i)
+
+    def add_peer_slot(self, http_port: int | None = None) -> PeerProcess:
+        """Reserve ports and folders for one more peer (not started)."""
+        i = len(self.peers)
+        http = http_port if http_port is not None else free_port()
+        p2p = http + 2 if http_port is not None else free_port()
+        peer = PeerProcess(
+            i, http, p2p, self.data_dir / f"peer-{i}", self.data_dir / f"peer-{i}.log"
+        )
+        self.peers.append(peer)
+        return peer
+
+    # ----------------------------------------------------------- processes
+
+    def start(self, index: int, *flags: str) -> PeerProcess:
+        """Start peer ``index`` with the given CLI flags (e.g. ``--uri``, ``--bootstrap``)."""
+        peer = self.peers[index]
+        assert not peer.running, f"peer {index} is already running"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.extra_env,
+               "QDRANT__CLUSTER__ENABLED": "true",
+               "QDRANT__SERVICE__HOST": "127.0.0.1",
+               "QDRANT__SERVICE__HTTP_PORT": str(peer.http_port),
+               "QDRANT__CLUSTER__P2P__PORT": str(peer.p2p_port),
+               "QDRANT__CLUSTER__CONSENSUS__TICK_PERIOD_MS": str(self.tick_period_ms),
+               "QDRANT__STORAGE__STORAGE_PATH": str(peer.storage)}  # fmt: skip
+        command = [sys.executable, "-m", "refimpl.peer.cli", "peer", *flags]
+        with peer.log_path.open("ab") as log:
+            peer.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self._write_cluster_file()
+        return peer
+
+    def start_first(self) -> PeerProcess:
+        """Start peer 0 as the first peer of a new cluster."""
+        return self.start(0, "--uri", self.peers[0].uri)
+
+    def start_joiner(self, index: int, via: int = 0, with_uri: bool = True) -> PeerProcess:
+        """Start peer ``index`` joining through peer ``via``."""
+        flags = ["--bootstrap", self.peers[via].uri]
+        if with_uri:
+            flags += ["--uri", self.peers[index].uri]
+        return self.start(index, *flags)
+
+    def restart(self, index: int) -> PeerProcess:
+        """Start a stopped peer again from its storage (no flags)."""
+        return self.start(index)
+
+    def kill(self, index: int, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to peer ``index`` and wait for it to exit."""
+        process = self.peers[index].process
+        if process is not None and process.poll() is None:
+            process.send_signal(sig)
+            process.wait(timeout=10)
+
+    def stop_all(self, grace_s: float = 5.0) -> None:
+        """SIGTERM every running peer, SIGKILL those still alive after ``grace_s``."""
+        for peer in self.peers:
+            if peer.running and peer.process is not None:
+                peer.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for peer in self.peers:
+            if peer.process is None:
+                continue
+            try:
+                peer.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                peer.process.kill()
+                peer.process.wait()
+
+    def __enter__(self) -> "LocalCluster":
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop_all()
+
+    def _write_cluster_file(self) -> None:
+        peers = [{"index": p.index, "rest_url": p.rest_url, "uri": p.uri} for p in self.peers]
+        (self.data_dir / "cluster.json").write_text(json.dumps({"peers": peers}, indent=1))
+
+    # ------------------------------------------------------------- queries
+
+    def cluster_info(self, index: int, timeout_s: float = 1.0) -> dict[str, Any] | None:
+        """``GET /cluster`` of peer ``index`` (its ``result``), or None if it does not answer."""
+        return fetch_cluster(self.peers[index].rest_url, timeout_s)
+
+    def wait_until(self, what: str, predicate: Any, timeout_s: float = 30.0) -> Any:
+        """Poll ``predicate()`` until it returns a truthy value; raise naming ``what``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        tails = {p.index: _tail(p.log_path) for p in self.peers}
+        raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}; logs: {tails}")
+
+    def leader(self, among: list[int] | None = None) -> int | None:
+        """Index of the peer that reports itself Leader, if all running peers agree on it."""
+        indexes = among if among is not None else [p.index for p in self.peers if p.running]
+        infos = {i: self.cluster_info(i) for i in indexes}
+        if any(info is None for info in infos.values()):
+            return None
+        leaders = {info["raft_info"]["leader"] for info in infos.values() if info}
+        if len(leaders) != 1 or None in leaders:
+            return None
+        (leader_id,) = leaders
+        for i, info in infos.items():
+            if info and info["peer_id"] == leader_id and info["raft_info"]["role"] == "Leader":
+                return i
+        return None
+
+    def wait_for_leader(self, among: list[int] | None = None, timeout_s: float = 30.0) -> int:
+        """Wait until the running peers agree on a leader; return its index."""
+        result: int = (
+            self.wait_until("a leader", lambda: _plus_one(self.leader(among)), timeout_s) - 1
+        )
+        return result
+
+    def wait_for_voters(
+        self, count: int, among: list[int] | None = None, timeout_s: float = 30.0
+    ) -> None:
+        """Wait until every running peer (or ``among``) sees ``count`` voters and a leader."""
+
+        def done() -> bool:
+            indexes = among if among is not None else [p.index for p in self.peers if p.running]
+            infos = [self.cluster_info(i) for i in indexes]
+            return all(
+                info is not None and len(info["raft_info"]["voters"]) == count
+                and not info["raft_info"]["learners"] and info["raft_info"]["leader"] is not None
+                for info in infos
+            )  # fmt: skip
+
+        self.wait_until(f"{count} voters", done, timeout_s)
+
+
+def _plus_one(value: int | None) -> int | None:
+    return None if value is None else value + 1
+
+
+def fetch_cluster(rest_url: str, timeout_s: float = 1.0) -> dict[str, Any] | None:
+    """``GET {rest_url}/cluster`` → ``result``, or None if the peer does not answer."""
+    try:
+        response = httpx.get(f"{rest_url}/cluster", timeout=timeout_s)
+        result: dict[str, Any] = response.json()["result"]
+        return result
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# ----------------------------------------------------------------- table
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    """The cluster table: one line per peer."""
+    header = ("peer id", "URI", "REST URL", "role", "term", "commit", "voter")
+    lines = [header]
+    for row in rows:
+        info = row.get("info")
+        if info is None:
+            lines.append(("-", row["uri"], row["rest_url"], "down", "-", "-", "-"))
+            continue
+        raft = info["raft_info"]
+        role = (
+            raft["role"]
+            if info["consensus_thread_status"]["consensus_thread_status"] == "working"
+            else "removed"
+        )
+        lines.append((str(info["peer_id"]), row["uri"], row["rest_url"], role,
+                      str(raft["term"]), str(raft["commit"]), "yes" if raft["is_voter"] else "no"))  # fmt: skip
+    widths = [max(len(line[c]) for line in lines) for c in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def _status_rows(data_dir: Path) -> list[dict[str, Any]]:
+    peers = json.loads((data_dir / "cluster.json").read_text())["peers"]
+    return [{**p, "info": fetch_cluster(p["rest_url"])} for p in peers]
+
+
+def cluster_status(data_dir: Path, watch: bool = False, interval_s: float = 1.0) -> int:
+    """Print the table of the cluster recorded in ``data_dir`` (refreshing with ``watch``)."""
+    if not (data_dir / "cluster.json").exists():
+        print(
+            f"error: no cluster recorded in {data_dir} (start one with `refimpl cluster up`)",
+            file=sys.stderr,
+        )
+        return 1
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            table = render_table(_status_rows(data_dir))
+            if watch:
+                print("\x1b[2J\x1b[H" + time.strftime("%H:%M:%S") + "\n" + table, flush=True)
+                time.sleep(interval_s)
+            else:
+                print(table)
+                return 0
+    return 0
+
+
+# -------------------------------------------------------------- cluster up
+
+
+def _follow_logs(cluster: LocalCluster, stop: threading.Event) -> None:
+    """Stream every peer's log file to stdout, prefixed with the peer's index."""
+    offsets = {p.index: 0 for p in cluster.peers}
+    while not stop.is_set():
+        for peer in cluster.peers:
+            with contextlib.suppress(OSError), peer.log_path.open("rb") as f:
+                f.seek(offsets[peer.index])
+                chunk = f.read()
+                offsets[peer.index] += len(chunk)
+                for line in chunk.decode(errors="replace").splitlines():
+                    print(f"[peer {peer.index}] {line}", flush=True)
+        stop.wait(0.2)
+
+
+def cluster_up(peers: int, base_port: int, data_dir: Path, tick_period_ms: int = 100) -> int:
+    """Start ``peers`` peers, print the table, stream logs until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalCluster(data_dir, peers, base_port, tick_period_ms) as cluster:
+        fresh = [not (p.storage / "peer.json").exists() for p in cluster.peers]
+        for peer, is_fresh in zip(cluster.peers, fresh, strict=True):
+            if not is_fresh:
+                cluster.restart(peer.index)
+            elif peer.index == 0:
+                cluster.start_first()
+            else:
+                cluster.start_joiner(peer.index)
+        print(f"starting {peers} peers in {data_dir}/ ...", flush=True)
+        try:
+            cluster.wait_for_voters(peers, timeout_s=60)
+        except TimeoutError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(render_table(_status_rows(data_dir)), flush=True)
+        print("cluster is up; Ctrl-C stops every peer. `refimpl cluster status --watch` "
+              "in another terminal shows it live.", flush=True)  # fmt: skip
+        follower = threading.Thread(target=_follow_logs, args=(cluster, stop), daemon=True)
+        follower.start()
+        with contextlib.suppress(KeyboardInterrupt):
+            while not stop.is_set():
+                stop.wait(0.5)
+        stop.set()
+        print("stopping peers ...", flush=True)
+    return 0

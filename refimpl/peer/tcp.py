@@ -1,0 +1,198 @@
+"""The p2p transport on trio TCP streams (Raft messages, joins and forwarded proposals).
+
+Rules:
+
+* Connections are one-way for Raft traffic: each peer keeps one outbound connection per
+  destination URI and only writes RAFT frames to it; the other side answers on *its* outbound
+  connection. A REQUEST opens a fresh connection and reads exactly one RESPONSE back.
+* Each destination has a bounded queue (``queue_limit`` messages, 128 as in Qdrant). When it is
+  full the message is dropped and counted ("send queue full"); Raft resends what matters.
+* A connection that fails is retried with exponential backoff (``backoff_min_s`` doubling up to
+  ``backoff_max_s``); every failure is counted per URI for ``GET /cluster``.
+* An inbound connection that sends a malformed, oversized or corrupt frame (or a body that is
+  not a valid message) is closed and counted by reason; the peer keeps running.
+
+Theory of operation: :meth:`TcpTransport.run` serves the listener and owns a nursery in which
+one sender task per destination drains that destination's queue. URIs look like Qdrant's
+``http://host:port/``; only host and port are used (the scheme is decoration: this is not HTTP).
+"""
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import trio
+
+from refimpl.peer.frames import MAX_BODY_BYTES, FrameDecoder, FrameError, FrameType, encode_frame
+from refimpl.peer.transport import FailureCounter, InboundHandler, SendFailure, TransportError
+from refimpl.peer.wire import (
+    WireError,
+    decode_message,
+    decode_object,
+    encode_message,
+    encode_object,
+)
+from refimpl.raft import Message
+
+__all__ = ["TcpTransport", "parse_uri"]
+
+log = logging.getLogger("refimpl.peer.tcp")
+
+RECEIVE_CHUNK_BYTES = 64 * 1024
+
+
+def parse_uri(uri: str) -> tuple[str, int]:
+    """Return ``(host, port)`` of a peer URI such as ``http://127.0.0.1:6335/``."""
+    parts = urlsplit(uri)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"bad port in peer URI {uri!r}") from exc
+    if not parts.hostname or port is None:
+        raise ValueError(f"peer URI {uri!r} needs a host and a port, like http://host:6335/")
+    return parts.hostname, port
+
+
+class TcpTransport:
+    """:class:`refimpl.peer.transport.Transport` over TCP."""
+
+    def __init__(
+        self,
+        queue_limit: int = 128,
+        connect_timeout_s: float = 1.0,
+        backoff_min_s: float = 0.05,
+        backoff_max_s: float = 1.0,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        assert queue_limit > 0 and 0 < backoff_min_s <= backoff_max_s
+        self._queue_limit = queue_limit
+        self._connect_timeout_s = connect_timeout_s
+        self._backoff = (backoff_min_s, backoff_max_s)
+        self._max_body_bytes = max_body_bytes
+        self._queues: dict[str, trio.MemorySendChannel[bytes]] = {}
+        self._failures = FailureCounter()
+        self._receive_errors: dict[str, int] = {}
+        self._nursery: trio.Nursery | None = None
+
+    async def run(
+        self,
+        handler: InboundHandler,
+        host: str,
+        port: int,
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host:port`` and run the senders; reports the bound port when started."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            listeners = await trio.open_tcp_listeners(port, host=host)
+            bound = listeners[0].socket.getsockname()[1]
+            log.info("p2p listening on %s:%d", host, bound)
+            await nursery.start(trio.serve_listeners, self._connection_handler(handler), listeners)
+            task_status.started(bound)
+
+    # -------------------------------------------------------------- sending
+
+    def send(self, uri: str, message: Message) -> None:
+        """Queue ``message`` for ``uri`` (drop and count it when the queue is full)."""
+        queue = self._queues.get(uri)
+        if queue is None:
+            if self._nursery is None:
+                self._failures.record(uri, "transport is not running")
+                return
+            queue, receive = trio.open_memory_channel[bytes](self._queue_limit)
+            self._queues[uri] = queue
+            self._nursery.start_soon(self._run_sender, uri, receive)
+        try:
+            queue.send_nowait(encode_frame(FrameType.RAFT, encode_message(message)))
+        except trio.WouldBlock:
+            self._failures.record(uri, "send queue full, message dropped")
+
+    async def _run_sender(self, uri: str, queue: trio.MemoryReceiveChannel[bytes]) -> None:
+        backoff_s = self._backoff[0]
+        while True:
+            try:
+                host, port = parse_uri(uri)
+                with trio.fail_after(self._connect_timeout_s):
+                    stream = await trio.open_tcp_stream(host, port)
+            except (OSError, ValueError, trio.TooSlowError) as exc:
+                self._failures.record(uri, f"connect failed: {exc or type(exc).__name__}")
+                await trio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, self._backoff[1])
+                continue
+            backoff_s = self._backoff[0]
+            async with stream:
+                try:
+                    async for frame in queue:
+                        await stream.send_all(frame)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    self._failures.record(uri, f"send failed: {exc or type(exc).__name__}")
+
+    async def request(self, uri: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Open a connection, send one REQUEST, return the RESPONSE body."""
+        try:
+            host, port = parse_uri(uri)
+            with trio.fail_after(timeout_s):
+                stream = await trio.open_tcp_stream(host, port)
+                async with stream:
+                    await stream.send_all(encode_frame(FrameType.REQUEST, encode_object(body)))
+                    decoder = FrameDecoder(self._max_body_bytes)
+                    while True:
+                        data = await stream.receive_some(RECEIVE_CHUNK_BYTES)
+                        if not data:
+                            raise TransportError(f"{uri} closed the connection without answering")
+                        for frame in decoder.feed(data):
+                            if frame.type == FrameType.RESPONSE:
+                                return decode_object(frame.body)
+        except trio.TooSlowError:
+            raise TransportError(f"no answer from {uri} within {timeout_s:g} s") from None
+        except (OSError, ValueError, trio.BrokenResourceError, FrameError, WireError) as exc:
+            raise TransportError(f"request to {uri} failed: {exc}") from None
+
+    def send_failures(self) -> Mapping[str, SendFailure]:
+        """Per-URI failure counters."""
+        return self._failures.snapshot()
+
+    def receive_errors(self) -> Mapping[str, int]:
+        """Inbound connections closed for a bad frame, by reason."""
+        return dict(self._receive_errors)
+
+    # ------------------------------------------------------------ receiving
+
+    def _connection_handler(self, handler: InboundHandler) -> Any:
+        async def serve_connection(stream: trio.SocketStream) -> None:
+            try:
+                remote_host = str(stream.socket.getpeername()[0])
+            except OSError:
+                return
+            async with stream:
+                try:
+                    await self._read_frames(stream, handler, remote_host)
+                except (FrameError, WireError) as exc:
+                    reason = exc.reason if isinstance(exc, FrameError) else "bad_body"
+                    self._receive_errors[reason] = self._receive_errors.get(reason, 0) + 1
+                    log.warning("p2p: closing connection from %s: %s", remote_host, exc)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass  # the other side went away; it reconnects if it wants to
+
+        return serve_connection
+
+    async def _read_frames(
+        self, stream: trio.SocketStream, handler: InboundHandler, remote_host: str
+    ) -> None:
+        decoder = FrameDecoder(self._max_body_bytes)
+        while data := await stream.receive_some(RECEIVE_CHUNK_BYTES):
+            for frame in decoder.feed(data):
+                match frame.type:
+                    case FrameType.RAFT:
+                        handler.deliver(decode_message(frame.body))
+                    case FrameType.REQUEST:
+                        response = await handler.handle_request(
+                            decode_object(frame.body), remote_host
+                        )
+                        await stream.send_all(
+                            encode_frame(FrameType.RESPONSE, encode_object(response))
+                        )
+                    case FrameType.RESPONSE:
+                        raise WireError("unexpected RESPONSE frame on an inbound connection")
