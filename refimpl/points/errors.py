@@ -40,3 +40,14 @@ def deserialize_error(detail: str) -> BadRequest:
 def validation_error(detail: str) -> BadRequest:
     """A :class:`BadRequest` for a value outside its allowed range."""
     return BadRequest(f"Validation error in JSON body: [{detail}]")
+
+
+class PointNotFound(BadRequest):
+    """A request names a point that does not exist where it must (``query`` by point id)."""
+
+    status_code = 404
+
+
+def point_not_found(point_id: object) -> PointNotFound:
+    """Qdrant's ``Not found: No point with id … found``."""
+    return PointNotFound(f"Not found: No point with id {point_id} found")

@@ -22,7 +22,7 @@ number) and converted to one ``float32`` array per request.
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -31,7 +31,7 @@ import numpy.typing as npt
 from refimpl.ids import PointId
 from refimpl.points._json import as_bool, as_count, as_object, kind, only_keys
 from refimpl.points.errors import deserialize_error, wrong_input
-from refimpl.points.filters import Filter, parse_filter
+from refimpl.points.filters import Filter, HasId, parse_filter
 from refimpl.points.ids import id_to_json, parse_point_id
 from refimpl.points.jsonpath import Step, parse_path, values_at
 
@@ -505,3 +505,13 @@ def update_to_json(op: UpsertPoints | DeletePoints) -> dict[str, Any]:
             "payloads": list(op.payloads),
         }
     }
+
+
+def with_query_vector(request: QueryRequest, vector: FloatArray) -> QueryRequest:
+    """Turn a query by point id into a query by ``vector`` (the point's stored vector) that
+    leaves the point itself out of the answer, as Qdrant does for the points a query names."""
+    if request.nearest_id is None:
+        return replace(request, vector=vector)
+    skip = Filter(must_not=(HasId(frozenset([request.nearest_id])),))
+    flt = skip if request.filter is None else Filter(must=(request.filter, skip))
+    return replace(request, vector=vector, nearest_id=None, filter=flt)

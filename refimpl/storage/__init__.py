@@ -1,0 +1,34 @@
+"""Shard storage: the WAL, points and vector index of one shard replica, checkpoints,
+recovery after a crash, and collection snapshot archives.
+
+The only package that touches shard files. Everything goes through a :class:`ShardMedium`
+(a directory on disk, or :class:`MemoryMedium` for tests and the simulator), so the same
+:class:`ShardStore` runs in both.
+"""
+
+from refimpl.storage.errors import (
+    CheckpointCorruptedError,
+    SnapshotError,
+    StorageError,
+    WalCorruptedError,
+)
+from refimpl.storage.media import DiskMedium, MemoryMedium, ShardMedium
+from refimpl.storage.shard import ShardConfig, ShardStore, UpdateResult
+from refimpl.storage.wal import Wal, WalRecord, encode_record, scan
+
+__all__ = [
+    "CheckpointCorruptedError",
+    "DiskMedium",
+    "MemoryMedium",
+    "ShardConfig",
+    "ShardMedium",
+    "ShardStore",
+    "SnapshotError",
+    "StorageError",
+    "UpdateResult",
+    "Wal",
+    "WalCorruptedError",
+    "WalRecord",
+    "encode_record",
+    "scan",
+]
