@@ -187,10 +187,11 @@ class SimCluster:
 
     # -- network verbs -------------------------------------------------------------------
     def partition(self, *groups: Iterable[int]) -> None:
-        """Symmetric partition into ``groups`` (peers not named are cut from everybody)."""
+        """Symmetric partition into ``groups``; the peers not named form one more group."""
         listed = [[PeerId(p) for p in g] for g in groups]
         named = {p for g in listed for p in g}
-        rest = [[p] for p in self.nodes if p not in named]
+        others = [p for p in self.nodes if p not in named]
+        rest = [others] if others else []
         self.network.partition(listed + rest)
         text = " | ".join(",".join(peer_name(p) for p in g) for g in listed + rest)
         self.transcript.record(self.now, f"partition {text}")
@@ -361,10 +362,12 @@ class SimCluster:
         """Log role, term and commit changes; run the become-leader checks."""
         role, term = raft.role, raft.term
         if role is not node.role or term != node.term:
-            self.transcript.record(
-                self.now,
-                f"{peer_name(node.id)} role {node.role.name}→{role.name} term={term}",
+            change = (
+                f"role {node.role.name}→{role.name} term={term}"
+                if role is not node.role
+                else f"term {node.term}→{term} ({role.name})"
             )
+            self.transcript.record(self.now, f"{peer_name(node.id)} {change}")
             self.role_changes.append(RoleChange(self.now, node.id, role, term))
             if role is Role.LEADER:
                 snap = node.disk.visible.snapshot()
@@ -463,6 +466,10 @@ class SimCluster:
             self.cut(a, b)
 
     # -- queries -------------------------------------------------------------------------
+    def node(self, peer: int) -> SimNode:
+        """The simulated node with id ``peer``."""
+        return self.nodes[PeerId(peer)]
+
     def leader(self) -> PeerId | None:
         """The live leader with the highest term (None if there is none)."""
         best: SimNode | None = None
