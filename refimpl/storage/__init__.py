@@ -14,6 +14,15 @@ from refimpl.storage.errors import (
 )
 from refimpl.storage.media import DiskMedium, MemoryMedium, ShardMedium
 from refimpl.storage.shard import ShardConfig, ShardStore, UpdateResult
+from refimpl.storage.snapshot import (
+    Snapshot,
+    SnapshotInfo,
+    create_snapshot,
+    parse_snapshot,
+    read_snapshot,
+    restore_snapshot,
+    snapshot_name,
+)
 from refimpl.storage.wal import Wal, WalRecord, encode_record, scan
 
 __all__ = [
@@ -23,12 +32,19 @@ __all__ = [
     "ShardConfig",
     "ShardMedium",
     "ShardStore",
+    "Snapshot",
     "SnapshotError",
+    "SnapshotInfo",
     "StorageError",
     "UpdateResult",
     "Wal",
     "WalCorruptedError",
     "WalRecord",
+    "create_snapshot",
     "encode_record",
+    "parse_snapshot",
+    "read_snapshot",
+    "restore_snapshot",
     "scan",
+    "snapshot_name",
 ]
