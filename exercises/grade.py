@@ -53,8 +53,9 @@ def grade(args: argparse.Namespace) -> int:
     if args.list:
         print(_listing())
         return 0
+    problems: list[str] = []
     try:
-        chosen = select(all_exercises(), list(args.names))
+        chosen = select(all_exercises(problems), list(args.names))
         regions = find_regions()
         pairs = [(ex, region_of(ex, regions)) for ex in chosen]
     except CatalogError as exc:
@@ -75,10 +76,12 @@ def grade(args: argparse.Namespace) -> int:
         results.append(result)
         print(describe_exercise(result, times=args.times), flush=True)
         print(flush=True)
+    for problem in problems:
+        print(f"error: an exercise could not be loaded: {problem}")
     print(score_table(results))
     if args.json is not None:
         args.json.write_text(json.dumps([r.as_dict() for r in results], indent=1))
-    return 0 if all(r.points == r.points_max for r in results) else 1
+    return 0 if not problems and all(r.points == r.points_max for r in results) else 1
 
 
 def add_subcommand(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

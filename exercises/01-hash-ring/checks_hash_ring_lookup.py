@@ -59,7 +59,7 @@ def _ask(positions: list[int], owners: list[ShardId], key_hash: int) -> ShardId:
 
 
 @EXERCISE.check(points=3)
-@grading_settings(max_examples=200)
+@grading_settings(max_examples=150)
 @given(rings_and_keys())
 @example(([10, 20, 30], [ShardId(1), ShardId(2), ShardId(3)], 20))
 @example(([10, 20, 30], [ShardId(1), ShardId(2), ShardId(3)], 31))

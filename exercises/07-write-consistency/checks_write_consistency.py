@@ -75,7 +75,7 @@ def writes(draw: st.DrawFn) -> tuple[dict[PeerId, bool], dict[PeerId, ReplicaSta
 
 
 @EXERCISE.check(points=3)
-@grading_settings(max_examples=300)
+@grading_settings(max_examples=150)
 @given(writes())
 def matches_the_rule_on_random_writes(
     case: tuple[dict[PeerId, bool], dict[PeerId, ReplicaState], int],

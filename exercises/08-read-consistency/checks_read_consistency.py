@@ -79,7 +79,7 @@ consistencies = st.one_of(st.integers(-1, 7), st.sampled_from(list(T)))
 
 
 @EXERCISE.check(points=4)
-@grading_settings(max_examples=300)
+@grading_settings(max_examples=150)
 @given(consistencies, st.integers(0, 6), st.data())
 def matches_the_rule_on_random_inputs(
     consistency: ReadConsistency, total: int, data: st.DataObject

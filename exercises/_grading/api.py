@@ -31,11 +31,18 @@ class CheckFailedError(AssertionError):
     """A broken rule, with what a learner needs to reproduce it."""
 
     def __init__(
-        self, message: str, *, seed: int | None = None, transcript: str | None = None
+        self,
+        message: str,
+        *,
+        seed: int | None = None,
+        transcript: str | None = None,
+        size: int | None = None,
     ) -> None:
         super().__init__(message)
         self.seed = seed
         self.transcript = transcript
+        self.size = len((transcript or "").splitlines()) if size is None else size
+        """How big the failing run is (events); :func:`smallest_failure` keeps the smallest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +130,13 @@ def smallest_failure(
             tried += 1
     if not failures:
         return
-    best = min(failures, key=lambda e: len((e.transcript or "").splitlines()))
+    best = min(failures, key=lambda e: e.size)
     message = (
         f"{best.args[0]}\n({len(failures)} of the seeds tried failed; the shortest run is shown)"
     )
-    raise CheckFailedError(message, seed=best.seed, transcript=best.transcript) from best
+    raise CheckFailedError(
+        message, seed=best.seed, transcript=best.transcript, size=best.size
+    ) from best
 
 
 def grading_settings(max_examples: int = 100, *, shrink: bool = True) -> settings:

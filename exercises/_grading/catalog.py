@@ -36,7 +36,11 @@ def _load_checks(folder: Path) -> Exercise:
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[name]
+            raise CatalogError(f"{files[0]} does not import: {type(exc).__name__}: {exc}") from exc
     exercise = getattr(module, "EXERCISE", None)
     if not isinstance(exercise, Exercise):
         raise CatalogError(f"{files[0]} does not define EXERCISE = Exercise(...)")
@@ -44,10 +48,22 @@ def _load_checks(folder: Path) -> Exercise:
     return exercise
 
 
-def all_exercises() -> list[Exercise]:
-    """Every exercise, in folder order."""
+def all_exercises(problems: list[str] | None = None) -> list[Exercise]:
+    """Every exercise, in folder order.
+
+    A folder whose checks do not load raises :class:`CatalogError`, unless ``problems`` is
+    given: then the message is appended there and the other exercises are still returned.
+    """
     folders = sorted(p for p in EXERCISES.iterdir() if p.is_dir() and FOLDER_RE.match(p.name))
-    return [_load_checks(folder) for folder in folders]
+    found = []
+    for folder in folders:
+        try:
+            found.append(_load_checks(folder))
+        except CatalogError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
+    return found
 
 
 def region_of(exercise: Exercise, regions: dict[str, Region] | None = None) -> Region:

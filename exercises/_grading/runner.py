@@ -157,14 +157,20 @@ def run_exercise(
     learner_path: Path,
     implementation: str,
     timeout_scale: float = 1.0,
+    *,
+    stop_at_first_failure: bool = False,
 ) -> ExerciseResult:
-    """Plug ``learner_path`` in for ``region`` and run every check of ``exercise``."""
+    """Plug ``learner_path`` in for ``region`` and run every check of ``exercise`` (or, with
+    ``stop_at_first_failure``, only up to the first that fails: the selfcheck's mutant runs)."""
     results: list[CheckResult] = []
     try:
         with plugged(region, learner_path) as plug:
             api._current.append(plug)
             try:
-                results = [run_check(c, learner_path, timeout_scale) for c in exercise.checks]
+                for check in exercise.checks:
+                    results.append(run_check(check, learner_path, timeout_scale))
+                    if stop_at_first_failure and not results[-1].passed:
+                        break
             finally:
                 api._current.pop()
     except LearnerImportError as exc:

@@ -5,7 +5,8 @@ For every exercise (or the ones named):
 1. refimpl's own code, plugged in through the same path as a learner's file, scores 100 %;
 2. the untouched starter fails *every single* check (a check that passes on
    ``raise NotImplementedError`` grades nothing);
-3. each hand-written mutant in ``tests/exercises/mutants/`` fails at least one check.
+3. each hand-written mutant in ``tests/exercises/mutants/`` fails at least one check (its
+   checks run in order and stop at the first failure, which is all "caught" needs).
 
 It prints one line per exercise and the mutant catch rate, optionally writes JSON, and exits 0
 only if 1 and 2 hold everywhere, no mutant is stale and at least ``--min-catch-rate`` of the
@@ -45,7 +46,9 @@ def check_exercise(exercise: Exercise, region: Region, workdir: Path) -> dict[st
             continue
         path = workdir / f"{exercise.marker.replace('-', '_')}__{mutant.name}.py"
         path.write_text(source, encoding="utf-8")
-        result = run_exercise(exercise, region, path, f"mutant {mutant.name}")
+        result = run_exercise(
+            exercise, region, path, f"mutant {mutant.name}", stop_at_first_failure=True
+        )
         failed = [c.name for c in result.checks if not c.passed]
         mutants.append({"name": mutant.name, "bug": mutant.bug, "caught_by": failed})
     return {
