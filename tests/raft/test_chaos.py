@@ -30,7 +30,7 @@ class Chaos:
 
     def __init__(self, seed: int, n: int, **options: object) -> None:
         self.rng = random.Random(seed)
-        self.pump = Pump.create(n, seed=seed, **options)
+        self.pump = Pump.create(n, seed, (), **options)
         self.options = options
         self.leaders: dict[Term, PeerId] = {}
         self.applied_at: dict[LogIndex, Entry] = {}
