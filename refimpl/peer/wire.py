@@ -121,7 +121,8 @@ def encode_message(message: Message) -> bytes:
 def decode_message(body: bytes) -> Message:
     """Parse a RAFT frame body; raises WireError on anything that is not a Raft message."""
     obj = decode_object(body)
-    cls = _MESSAGE_TYPES.get(obj.get("type"))  # type: ignore[arg-type]
+    name = obj.get("type")
+    cls = _MESSAGE_TYPES.get(name) if isinstance(name, str) else None
     if cls is None:
         raise WireError(f"unknown message type {obj.get('type')!r}")
     message: Message = _dataclass_from_json(cls, obj.get("fields"))
