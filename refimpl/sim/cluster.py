@@ -130,6 +130,8 @@ class SimCluster:
     intercept: Callable[[Message], bool] | None = None
     """If set and it returns True for a sent message, the message goes to ``held`` instead."""
     held: list[Message] = field(default_factory=list)
+    crash_at_next_sync: set[PeerId] = field(default_factory=set)
+    """Disk fault: these nodes lose power at their next fsync, before it completes."""
     events: int = 0
 
     def __post_init__(self) -> None:
@@ -181,8 +183,9 @@ class SimCluster:
         self._start(node)
         self.transcript.record(
             self.now,
-            f"{peer_name(node.id)} restart term={node.term} commit={node.commit} "
-            f"last={node.disk.last_index()}",
+            f"{peer_name(node.id)} restart term={node.term} "
+            f"vote={peer_name(node.raft.voted_for if node.raft else None)} "
+            f"commit={node.commit} last={node.disk.last_index()}",
         )
 
     # -- network verbs -------------------------------------------------------------------
@@ -279,6 +282,12 @@ class SimCluster:
         assert raft is not None
         while raft.has_ready():
             rd = raft.ready()
+            if rd.must_sync and node.id in self.crash_at_next_sync:
+                self.crash_at_next_sync.discard(node.id)
+                self.transcript.record(self.now, f"{peer_name(node.id)} power loss during fsync")
+                self._persist(node, replace(rd, must_sync=False))
+                self.crash(node.id)
+                return
             self._persist(node, rd)
             self._send(node, rd.messages)
             self._apply(node, rd)
@@ -318,6 +327,7 @@ class SimCluster:
             self.checker.on_send(node.id, m, view)
             if self.intercept is not None and self.intercept(m):
                 self.held.append(m)
+                self.transcript.message(self.now, m, "held")
                 continue
             outcome = self.network.send(self.now, m)
             if outcome is not SendOutcome.QUEUED:

@@ -59,12 +59,26 @@ class KvStateMachine:
 
     data: dict[str, KvValue] = field(default_factory=dict)
     applied_index: LogIndex = _INDEX_0
+    sessions: dict[int, tuple[int, object]] = field(default_factory=dict)
+    """client -> (last seq applied, its result): a retried command is applied only once."""
 
     def apply(self, index: LogIndex, command: bytes) -> object:
-        """Apply one committed command; returns the client-visible result."""
+        """Apply one committed command; returns the client-visible result.
+
+        A command whose ``(client, seq)`` was already applied is not applied again; it returns
+        the first result (exactly-once retries, Raft thesis §6.3).
+        """
         assert index > self.applied_index, (index, self.applied_index)
         self.applied_index = index
-        op = Command.decode(command).op
+        cmd = Command.decode(command)
+        session = self.sessions.get(cmd.client)
+        if session is not None and session[0] >= cmd.seq:
+            return session[1] if session[0] == cmd.seq else None
+        result = self._execute(cmd.op)
+        self.sessions[cmd.client] = (cmd.seq, result)
+        return result
+
+    def _execute(self, op: KvOp) -> object:
         current = self.data.get(op.key)
         match op.kind:
             case OpKind.PUT:
@@ -85,15 +99,17 @@ class KvStateMachine:
 
     def encode(self) -> bytes:
         """Snapshot bytes."""
-        return json.dumps([self.applied_index, self.data], sort_keys=True).encode()
+        sessions = {str(c): list(v) for c, v in self.sessions.items()}
+        return json.dumps([self.applied_index, self.data, sessions], sort_keys=True).encode()
 
     @staticmethod
     def decode(blob: bytes) -> KvStateMachine:
         """Restore from :meth:`encode` (an empty blob is the empty state)."""
         if not blob:
             return KvStateMachine()
-        applied, data = json.loads(blob)
-        return KvStateMachine(dict(data), LogIndex(applied))
+        applied, data, sessions = json.loads(blob)
+        restored = {int(c): (int(v[0]), v[1]) for c, v in sessions.items()}
+        return KvStateMachine(dict(data), LogIndex(applied), restored)
 
 
 def _as_value(value: object) -> KvValue:

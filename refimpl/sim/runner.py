@@ -13,9 +13,10 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
-from refimpl.ids import PeerId, Term
+from refimpl.ids import LogIndex, PeerId, Term
 from refimpl.raft import NotLeader, ProposalDropped, RaftConfig
 from refimpl.sim.client import Workload
 from refimpl.sim.cluster import SimCluster
@@ -90,28 +91,32 @@ class SimReport:
 
 
 def check_liveness(cluster: SimCluster) -> str | None:
-    """Rule L, after heal: a leader within 10·ET, a fresh proposal applied within 20·ET."""
+    """Rule L, after heal: a leader within 10·ET, a fresh proposal applied within 20·ET.
+
+    A proposal can be lost when its leader steps down before replicating it; the check then
+    proposes again at the new leader (each attempt is a distinct command) until one attempt is
+    applied on every live member or the 20·ET budget is spent.
+    """
     et = cluster.raft.election_timeout_ticks
     if not cluster.run_until(lambda c: c.leader() is not None, 10 * et):
         return f"L: no leader within {10 * et} ticks after heal"
-    data = Command(-1, cluster.now, KvOp(OpKind.PUT, "__liveness", str(cluster.now))).encode()
     deadline = cluster.now + 20 * et
-    index = None
-    while index is None and cluster.now < deadline:
+    attempts: list[tuple[int, bytes]] = []
+    proposer: tuple[int, int] | None = None  # (leader, term) of the last attempt
+    while cluster.now < deadline:
+        for index, sent in attempts:
+            applied = cluster.checker.applied.get(LogIndex(index))
+            if applied is not None and applied[1] == sent and cluster.all_applied(index):
+                return None
         leader = cluster.leader()
-        try:
-            if leader is not None:
-                index = cluster.propose(leader, data)
-        except (NotLeader, ProposalDropped):
-            pass
-        if index is None:
-            cluster.tick()
-    if index is None:
-        return f"L: no leader accepted a proposal within {20 * et} ticks after heal"
-    target = index
-    if not cluster.run_until(lambda c: c.all_applied(target), deadline - cluster.now):
-        return f"L: proposal at {target} not applied on every live member within {20 * et} ticks"
-    return None
+        if leader is not None and proposer != (leader, cluster.node(leader).term):
+            op = KvOp(OpKind.PUT, "__liveness", str(cluster.now))
+            payload = Command(-1, len(attempts), op).encode()
+            with contextlib.suppress(NotLeader, ProposalDropped):
+                attempts.append((cluster.propose(leader, payload), payload))
+                proposer = (leader, cluster.node(leader).term)
+        cluster.tick()
+    return f"L: no proposal applied on every live member within {20 * et} ticks after heal"
 
 
 def run_simulation(
