@@ -502,8 +502,19 @@ class SimCluster:
         return [n for n in self.nodes.values() if n.raft is not None]
 
     def all_applied(self, index: int) -> bool:
-        """True iff every live member applied at least ``index``."""
-        return all(n.sm.applied_index >= index for n in self.live())
+        """True iff every live member applied at least ``index``.
+
+        Members are those of the current leader's configuration (a removed node that never
+        learnt of its removal does not count); without a leader, every node that lists itself.
+        """
+        leader = self.leader()
+        raft = self.nodes[leader].raft if leader is not None else None
+        members = raft.membership.members if raft is not None else None
+        return all(
+            n.sm.applied_index >= index
+            for n in self.live()
+            if n.raft is not None and n.id in (members or n.raft.membership.members)
+        )
 
     def heal_all(self) -> None:
         """Heal the network and restart every crashed node (the "heal" of scenario L)."""
