@@ -167,6 +167,12 @@ class FileStorage:
         self._offsets: list[int] = []  # byte offset of each entry's record in the log file
         self._load_log()
         self._open_log()
+        if self._hard_state.commit > self.last_index():
+            # The hard state reached the disk but the log tail it covers did not (or was torn):
+            # only what is in the log can be committed here; the leader will resend the rest.
+            hs = self._hard_state
+            self._warn(f"commit {hs.commit} beyond last durable index {self.last_index()}: clamped")
+            self._hard_state = HardState(hs.term, hs.voted_for, self.last_index())
 
     # --------------------------------------------------------------- opening
 

@@ -105,6 +105,19 @@ def test_bit_flip_is_detected_by_crc(tmp_path: Path) -> None:
         assert any("checksum" in w or "torn" in w for w in reopened.recovery_warnings)
 
 
+def test_commit_beyond_the_durable_log_is_clamped_and_reported(tmp_path: Path) -> None:
+    """Scenario C5: a hard state pointing past the log end is clamped to the last index."""
+    with FileStorage.bootstrap(tmp_path, MEMBERS) as storage:
+        storage.append(_entries(2, 3, 1))
+        storage.set_hard_state(HardState(Term(1), None, LogIndex(4)))
+        storage.sync()
+    log = tmp_path / "log"
+    log.write_bytes(log.read_bytes()[:-2])
+    with FileStorage(tmp_path) as reopened:
+        assert reopened.hard_state() == HardState(Term(1), None, LogIndex(3))
+        assert len(reopened.recovery_warnings) == 2
+
+
 def test_corrupt_hard_state_raises(tmp_path: Path) -> None:
     """A damaged hard state cannot be repaired safely (a vote could be forgotten): it raises."""
     with FileStorage.bootstrap(tmp_path, MEMBERS) as storage:
