@@ -116,6 +116,7 @@ class LocalCluster:
         assert not peer.running, f"peer {index} is already running"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.extra_env,
+               "REFIMPL_EXIT_WITH_PARENT": "1",
                "QDRANT__CLUSTER__ENABLED": "true",
                "QDRANT__SERVICE__HOST": "127.0.0.1",
                "QDRANT__SERVICE__HTTP_PORT": str(peer.http_port),

@@ -12,6 +12,8 @@ Rules:
 * Restart (``peer.json`` says joined): ``--bootstrap`` is ignored; the peer resumes from its
   storage.
 * ``cluster.enabled: false``: a single voter with no p2p listener and no consensus traffic.
+* With ``REFIMPL_EXIT_WITH_PARENT=1`` (set by :mod:`refimpl.launcher`) the peer also stops when
+  the process that started it dies, so a crashed test or notebook leaves no peer behind.
 * SIGINT / SIGTERM stop the peer cleanly (the nursery is cancelled; storage is fsynced on each
   Ready already).
 
@@ -21,6 +23,7 @@ requests with a retryable error and drops Raft messages, which the leader resend
 """
 
 import logging
+import os
 import random
 import signal
 from functools import partial
@@ -153,6 +156,8 @@ async def run_peer(
             save_identity(storage_path, identity)  # before the join: a retry keeps the same id
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+        if os.environ.get("REFIMPL_EXIT_WITH_PARENT") == "1":
+            nursery.start_soon(_stop_when_orphaned, nursery.cancel_scope, os.getppid())
         await _run_with_identity(nursery, settings, identity, bootstrap, genesis=genesis, rng=rng)
 
 
@@ -229,6 +234,14 @@ async def _serve_http(nursery: trio.Nursery, settings: Settings, ctx: ApiContext
     config.errorlog = logging.getLogger("hypercorn.error")
     app = cast(hypercorn.typing.Framework, create_app(ctx))
     await nursery.start(partial(serve, app, config, shutdown_trigger=trio.sleep_forever))
+
+
+async def _stop_when_orphaned(scope: trio.CancelScope, parent_pid: int) -> None:
+    """Stop when the launcher that started us dies (so no peer outlives a crashed test)."""
+    while os.getppid() == parent_pid:
+        await trio.sleep(0.5)
+    log.warning("the launcher (pid %d) is gone, stopping", parent_pid)
+    scope.cancel()
 
 
 async def _stop_on_signal(scope: trio.CancelScope) -> None:
