@@ -44,12 +44,26 @@ def check_exercise(exercise: Exercise, region: Region, workdir: Path) -> dict[st
         except StaleMutantError as exc:
             mutants.append({"name": mutant.name, "bug": mutant.bug, "stale": str(exc)})
             continue
+        if source == region.source():
+            mutants.append({"name": mutant.name, "bug": mutant.bug, "stale": "same as refimpl"})
+            continue
+        try:
+            compile(source, f"<mutant {mutant.name}>", "exec")
+        except SyntaxError as exc:
+            mutants.append(
+                {"name": mutant.name, "bug": mutant.bug, "stale": f"does not compile: {exc}"}
+            )
+            continue
         path = workdir / f"{exercise.marker.replace('-', '_')}__{mutant.name}.py"
         path.write_text(source, encoding="utf-8")
         result = run_exercise(
             exercise, region, path, f"mutant {mutant.name}", stop_at_first_failure=True
         )
         failed = [c.name for c in result.checks if not c.passed]
+        kinds = {c.failure.kind for c in result.checks if c.failure is not None}
+        if "import" in kinds:
+            mutants.append({"name": mutant.name, "bug": mutant.bug, "stale": "does not import"})
+            continue
         mutants.append({"name": mutant.name, "bug": mutant.bug, "caught_by": failed})
     return {
         "slug": exercise.slug,
