@@ -6,8 +6,10 @@ exercise grader); each provides ``add_subcommand(subparsers)`` which registers a
 """
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -21,7 +23,35 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     version = subparsers.add_parser("version", help="print the version and exit")
     version.set_defaults(handler=_print_version)
+    from refimpl.peer.cli import add_subcommands as add_peer_and_cluster
+    from refimpl.sim.cli import add_subcommand as add_sim
+
+    add_peer_and_cluster(subparsers)
+    add_sim(subparsers)
+    _add_grade(subparsers)
     return parser
+
+
+def _add_grade(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """``refimpl grade``: the exercise grader lives in ``exercises/`` at the repository root."""
+    if Path("exercises/grade.py").is_file() and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # the learner runs `refimpl grade` from the repo root
+    try:
+        from exercises.grade import add_subcommand as add_grade
+    except ImportError:
+        grade = subparsers.add_parser("grade", help="grade the exercises (run from the repo root)")
+        grade.set_defaults(handler=_grade_unavailable)
+        return
+    add_grade(subparsers)
+
+
+def _grade_unavailable(args: argparse.Namespace) -> int:
+    print(
+        "refimpl grade: the exercises/ folder is not importable from here; "
+        "run it from the repository root (or use `python -m exercises.grade`)",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _print_version(args: argparse.Namespace) -> int:
