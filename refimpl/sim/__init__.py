@@ -18,12 +18,14 @@ from refimpl.sim.faults import Faults, FaultsError
 from refimpl.sim.kv import Command, KvStateMachine
 from refimpl.sim.network import SendOutcome, SimNetwork
 from refimpl.sim.runner import SimOptions, SimReport, check_liveness, run_simulation
+from refimpl.sim.scenarios import Figure8, figure8, log_picture, win_election
 from refimpl.sim.transcript import Transcript, format_message
 
 __all__ = [
     "Command",
     "Faults",
     "FaultsError",
+    "Figure8",
     "KvStateMachine",
     "NodeDownError",
     "RoleChange",
@@ -37,6 +39,9 @@ __all__ = [
     "Transcript",
     "Workload",
     "check_liveness",
+    "figure8",
     "format_message",
+    "log_picture",
     "run_simulation",
+    "win_election",
 ]

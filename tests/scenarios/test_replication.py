@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from refimpl.ids import LogIndex, PeerId, Term
+from refimpl.ids import LogIndex, PeerId
 from refimpl.raft import (
     AppendEntries,
     AppendEntriesResponse,
@@ -16,9 +16,9 @@ from refimpl.raft import (
     Message,
     NotLeader,
     ProposalDropped,
-    Role,
 )
 from refimpl.sim import Faults, Workload, check_liveness
+from refimpl.sim.scenarios import figure8
 from refimpl.testing import check_history
 from tests.scenarios.support import (
     ET,
@@ -112,65 +112,15 @@ def test_b4_stale_leaders_entries_are_overwritten(seed: int) -> None:
 
 def test_b5_figure_8_scripted() -> None:
     """B5: a leader never commits an entry of an older term by counting replicas (Figure 8)."""
-    c = make_cluster(5, seed=5, pre_vote=False, check_quorum=False, max_entries_per_message=1)
-    s1, s2, s3, s4, s5 = 1, 2, 3, 4, 5
-    _win(c, s1)
-    noop = c.node(s1).disk.last_index()
-    assert c.run_until(lambda c: c.all_applied(noop), ET)
-    # (a) S1 leads term T and replicates a new entry at index `two` only to S2.
-    c.partition([s1, s2], [s3, s4, s5])
-    two = put(c, s1, "fig8", "a", 1)
-    c.run(3)
-    term_a = c.node(s1).term
-    assert c.node(s2).term_at(two) == term_a and c.node(s3).term_at(two) is None
-    c.crash(s1)
-    # (b) S5 wins term T+1 with S3 and S4 and appends a different entry (its no-op) at `two`.
-    c.partition([s5, s3, s4], [s2])
-    _win(c, s5, cut_after=[[s5], [s3, s4], [s2]])
-    assert c.node(s5).term_at(two) == c.node(s5).term != term_a
-    c.crash(s5)
-    # (c) S1 returns, wins a later term and copies its old entry to S3 and S4, one entry per
-    # message; messages carrying its own-term entries are held back.
-    c.restart(s1)
-    c.partition([s1, s2, s3, s4], [s5])
-    c.intercept = lambda m: m.src == s1 and _carries_term_at_least(m, Term(term_a + 1))
-    _win(c, s1)
-    c.run(6)
-    assert all(c.node(p).term_at(two) == term_a for p in (s1, s2, s3, s4)), "on a majority"
-    assert c.node(s1).commit < two, "S1 must not commit an old-term entry by counting replicas"
-    c.transcript.record(
-        c.now, f"n1 commit={c.node(s1).commit} < {two}; {len(c.held)} messages held back"
-    )
-    # (d) S1 crashes before its own-term entry spreads; S5 wins and overwrites index `two`.
-    c.intercept = None
-    c.crash(s1)
-    c.restart(s5)
-    c.partition([s5, s2, s3, s4], [s1])
-    _win(c, s5)
-    assert c.run_until(lambda c: c.checker.max_applied >= two, 3 * ET)
-    assert c.checker.applied[two][0] == c.node(s5).term_at(two) != term_a
+    run = figure8(seed=5)
+    c, two, old = run.cluster, run.index, run.old_term
+    (_, a), (_, b), (_, c_stage), _ = run.stages
+    assert (two, old) in a[PeerId(2)] and (two, old) not in a[PeerId(3)]
+    assert [t for i, t in b[PeerId(5)] if i == two] != [old], "S5 wrote another entry there"
+    assert all((two, old) in c_stage[PeerId(p)] for p in (1, 2, 3, 4)), "on a majority"
+    assert run.commit_after_c < two, "S1 must not commit an old-term entry by counting replicas"
+    assert c.checker.applied[two][0] != old, "the old entry was overwritten, never applied"
     check_golden(c, "b5_figure8", [f"index {two} applied with term {c.checker.applied[two][0]}"])
-
-
-def _carries_term_at_least(m: Message, term: Term) -> bool:
-    return isinstance(m, AppendEntries) and any(e.term >= term for e in m.entries)
-
-
-def _win(c: object, peer: int, cut_after: list[list[int]] | None = None) -> None:
-    """Force ``peer`` to campaign until it leads; then (optionally) partition at once."""
-    from refimpl.sim import SimCluster
-
-    assert isinstance(c, SimCluster)
-    node = c.node(PeerId(peer))
-    for _ in range(5):
-        c.force_timeout(peer)
-        for _ in range(3):
-            c.tick()
-            if node.role is Role.LEADER:
-                if cut_after:
-                    c.partition(*cut_after)
-                return
-    raise AssertionError(f"n{peer} did not win")
 
 
 @pytest.mark.parametrize("seed", seeds(15))
