@@ -6,7 +6,7 @@ is the message for Qdrant's error envelope. :func:`evaluate` decides whether a p
 filter.
 """
 
-from refimpl.points.errors import BadRequest
+from refimpl.points.errors import BadRequest, PointNotFound
 from refimpl.points.filters import (
     Condition,
     FieldCondition,
@@ -51,6 +51,16 @@ from refimpl.points.requests import (
     parse_vector,
     parse_with_payload,
     update_to_json,
+    with_query_vector,
+)
+from refimpl.points.results import (
+    Record,
+    ScoredRecord,
+    ScrollPage,
+    merge_ordered,
+    merge_scored,
+    merge_scroll,
+    order_scored,
 )
 
 __all__ = [
@@ -77,9 +87,13 @@ __all__ = [
     "OrderBy",
     "Payload",
     "PayloadSelector",
+    "PointNotFound",
     "QueryRequest",
     "Range",
+    "Record",
     "RetrieveRequest",
+    "ScoredRecord",
+    "ScrollPage",
     "ScrollRequest",
     "UpdateOperation",
     "UpsertPoints",
@@ -87,6 +101,10 @@ __all__ = [
     "id_from_json",
     "id_sort_key",
     "id_to_json",
+    "merge_ordered",
+    "merge_scored",
+    "merge_scroll",
+    "order_scored",
     "parse_count",
     "parse_delete",
     "parse_filter",
@@ -99,4 +117,5 @@ __all__ = [
     "parse_vector",
     "parse_with_payload",
     "update_to_json",
+    "with_query_vector",
 ]

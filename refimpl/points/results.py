@@ -94,3 +94,13 @@ def merge_scroll(pages: Iterable[ScrollPage], limit: int) -> ScrollPage:
     beyond += [p.next_page_offset for p in pages if p.next_page_offset is not None]
     nxt = min(beyond, key=id_sort_key) if beyond else None
     return ScrollPage(tuple(records[:limit]), nxt)
+
+
+def merge_ordered(pages: Iterable[ScrollPage], limit: int, descending: bool) -> ScrollPage:
+    """Merge per-shard ``order_by`` pages (each its first ``limit`` entries) by order value,
+    equal values by id; ``order_by`` scrolls have no next offset (as in Qdrant)."""
+    records = [r for p in pages for r in p.points]
+    assert all(r.order_value is not None for r in records), "order_by pages carry values"
+    sign = -1.0 if descending else 1.0
+    records.sort(key=lambda r: (sign * (r.order_value or 0.0), id_sort_key(r.id)))
+    return ScrollPage(tuple(records[:limit]), None)

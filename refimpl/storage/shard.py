@@ -177,7 +177,7 @@ class ShardStore:
         self.wal.append(record, encoded, sync=wait)
         self._apply_record(record)
         self.last_op_num = record.op_num
-        if self.medium.log.size() > self.config.checkpoint_wal_bytes:
+        if self.wal.size_bytes > self.config.checkpoint_wal_bytes:
             self.checkpoint()
         return UpdateResult(record.op_num, status)
 
@@ -238,9 +238,23 @@ class ShardStore:
         """fsync the WAL (acknowledges every earlier ``wait=false`` update durably)."""
         self.wal.sync()
 
+    def _vacuum(self) -> None:
+        """Rebuild an exact index whose rows are mostly dead (overwritten or deleted points):
+        Qdrant's vacuum optimizer, with its ``deleted_threshold`` of 0.2. An HNSW graph keeps
+        its dead elements (they still route searches); rebuilding it is not done inline."""
+        store = self._index.store
+        dead = store.n_rows - len(store)
+        if isinstance(self._index, ExactIndex) and dead >= 256 and dead > 0.2 * store.n_rows:
+            fresh = ExactIndex(self.config.dim, self.config.distance)
+            if self._vectors:
+                ids = list(self._vectors)
+                fresh.upsert(ids, np.stack([self._vectors[p] for p in ids]))
+            self._index = fresh
+
     def checkpoint(self) -> None:
         """Write points and index as a checkpoint, then compact the WAL."""
         self.wal.sync()
+        self._vacuum()
         ids = list(self._vectors)
         vectors = (
             np.stack([self._vectors[p] for p in ids])

@@ -165,6 +165,7 @@ class Wal:
             )  # fmt: skip
             log.truncate(intact)
         self.torn_bytes = len(data) - intact
+        self.size_bytes = intact
         self.unsynced = False
         # Operations at or below this number may have been dropped by compaction.
         self.dropped_through = self.records[0].op_num - 1 if self.records else 0
@@ -180,6 +181,7 @@ class Wal:
         self.log.append(encoded)
         self.records.append(record)
         self.sizes.append(len(encoded))
+        self.size_bytes += len(encoded)
         self.unsynced = True
         if sync:
             self.sync()
@@ -199,6 +201,7 @@ class Wal:
         kept = self.records[first:]
         self.log.replace(b"".join(encode_record(r) for r in kept))
         self.records, self.sizes = kept, self.sizes[first:]
+        self.size_bytes = sum(self.sizes)
         self.unsynced = False
         self.dropped_through = max(self.dropped_through, drop_through)
 

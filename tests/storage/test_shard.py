@@ -25,7 +25,7 @@ from refimpl.points import (
     parse_scroll,
 )
 from refimpl.points.errors import PointNotFound
-from refimpl.points.results import merge_scroll
+from refimpl.points.results import merge_ordered, merge_scored, merge_scroll
 from refimpl.storage import MemoryMedium, ShardConfig, ShardStore
 
 DIM = 6
@@ -131,22 +131,47 @@ def test_scroll_visits_every_point_once_in_id_order(limit: int) -> None:
     assert seen == expected
 
 
+def _split(op: UpsertPoints, shards: int, distance: Distance) -> list[ShardStore]:
+    parts = [ShardStore.in_memory(ShardConfig(DIM, distance)) for _ in range(shards)]
+    for i, part in enumerate(parts):
+        rows = list(range(i, len(op.ids), shards))
+        part.apply(UpsertPoints(tuple(op.ids[r] for r in rows), op.vectors[rows],
+                                tuple(op.payloads[r] for r in rows)))  # fmt: skip
+    return parts
+
+
 def test_scroll_pages_merge_across_shards() -> None:
     """Per-shard pages merged give the pages of one shard holding everything."""
     op = _points(200)
     whole = ShardStore.in_memory(ShardConfig(DIM))
     whole.apply(op)
-    parts = [ShardStore.in_memory(ShardConfig(DIM)) for _ in range(3)]
-    for i, part in enumerate(parts):
-        rows = list(range(i, 200, 3))
-        part.apply(UpsertPoints(tuple(op.ids[r] for r in rows), op.vectors[rows],
-                                tuple(op.payloads[r] for r in rows)))  # fmt: skip
+    parts = _split(op, 3, Distance.COSINE)
     offset: PointId | None = None
     for _ in range(5):
         request = ScrollRequest(limit=17, offset=offset)
         merged = merge_scroll((p.scroll(request) for p in parts), 17)
         assert merged == whole.scroll(request)
         offset = merged.next_page_offset
+
+
+@pytest.mark.parametrize("distance", [Distance.DOT, Distance.MANHATTAN])
+def test_query_and_order_by_answers_merge_across_shards(distance: Distance) -> None:
+    """Fan-out then merge (each shard's best offset + limit) equals one shard's answer."""
+    op = _points(300)
+    whole = ShardStore.in_memory(ShardConfig(DIM, distance))
+    whole.apply(op)
+    parts = _split(op, 4, distance)
+    body = {"query": [0.3, -1, 0.5, 2, 0, 1], "limit": 7, "offset": 4, "with_payload": True,
+            "filter": {"should": [{"key": "group", "match": {"any": [1, 2, 3]}}]}}  # fmt: skip
+    request = parse_query(body, DIM)
+    answers = [p.search_top(request) for p in parts]
+    merged = merge_scored(answers, 7, 4, distance.higher_is_better)
+    assert merged == whole.search(request)
+    order = parse_scroll({"order_by": {"key": "group", "direction": "desc"}, "limit": 9})
+    merged_page = merge_ordered((p.scroll(order) for p in parts), 9, descending=True)
+    assert [r.order_value for r in merged_page.points] == [
+        r.order_value for r in whole.scroll(order).points
+    ]
 
 
 def test_a_batch_with_one_bad_point_writes_nothing() -> None:
@@ -278,3 +303,16 @@ def test_in_memory_twin_checkpoints_and_recovers() -> None:
     medium.crash()
     again = ShardStore.in_memory(ShardConfig(DIM), medium)
     assert (len(again), again.last_op_num, again.replayed_ops) == (20, 2, 1)
+
+
+def test_checkpoint_vacuums_an_exact_index_full_of_dead_rows() -> None:
+    """Overwritten points leave dead rows; a checkpoint drops them (Qdrant's vacuum, 20 %)."""
+    store = ShardStore.in_memory(ShardConfig(DIM))
+    for seed in range(6):
+        store.apply(UpsertPoints(tuple(range(100)), _points(100, seed).vectors, (None,) * 100))
+    query = parse_query({"query": [1.0] * DIM, "limit": 5, "params": {"exact": True}}, DIM)
+    before = store.search(query)
+    assert store._index.store.n_rows == 600
+    store.checkpoint()
+    assert store._index.store.n_rows == 100
+    assert store.search(query) == before
