@@ -12,7 +12,7 @@ Rule: a run is reproduced exactly from ``(seed, Faults, SimOptions)``.
 """
 
 from refimpl.sim.client import Workload
-from refimpl.sim.cluster import NodeDownError, RoleChange, SimCluster, SimNode
+from refimpl.sim.cluster import NodeDownError, RoleChange, Segment, SimCluster, SimNode
 from refimpl.sim.disk import SimDisk
 from refimpl.sim.faults import Faults, FaultsError
 from refimpl.sim.kv import Command, KvStateMachine
@@ -29,6 +29,7 @@ __all__ = [
     "KvStateMachine",
     "NodeDownError",
     "RoleChange",
+    "Segment",
     "SendOutcome",
     "SimCluster",
     "SimDisk",

@@ -62,11 +62,22 @@ class NodeDownError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RoleChange:
-    """A structured role/term change, for timelines in the book."""
+    """A structured role/term change, for timelines in the book (``role`` None = crashed)."""
 
     tick: Tick
     node: PeerId
-    role: Role
+    role: Role | None
+    term: Term
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One stretch of a node's timeline: ``[start, end)`` in one role and term (None = down)."""
+
+    node: PeerId
+    start: Tick
+    end: Tick
+    role: Role | None
     term: Term
 
 
@@ -172,6 +183,7 @@ class SimCluster:
         note = node.disk.crash(self.fault_rng, tear)
         node.raft = None
         node.role = Role.FOLLOWER
+        self.role_changes.append(RoleChange(self.now, node.id, None, node.term))
         self.transcript.record(self.now, f"{peer_name(node.id)} crash ({note})")
 
     def restart(self, peer: int) -> None:
@@ -181,6 +193,7 @@ class SimCluster:
             return
         node.incarnation += 1
         self._start(node)
+        self.role_changes.append(RoleChange(self.now, node.id, node.role, node.term))
         self.transcript.record(
             self.now,
             f"{peer_name(node.id)} restart term={node.term} "
@@ -492,6 +505,19 @@ class SimCluster:
             ):
                 best = node
         return None if best is None else best.id
+
+    def timeline(self) -> list[Segment]:
+        """Every node's roles over time, as segments up to now (for plots)."""
+        segments: list[Segment] = []
+        for peer in sorted(self.nodes):
+            start, role, term = _TICK_0, Role.FOLLOWER, _TERM_0
+            current: Role | None = role
+            for change in (ch for ch in self.role_changes if ch.node == peer):
+                if change.tick > start:
+                    segments.append(Segment(peer, start, change.tick, current, term))
+                start, current, term = change.tick, change.role, change.term
+            segments.append(Segment(peer, start, Tick(self.now + 1), current, term))
+        return segments
 
     def leaders_by_term(self) -> dict[Term, PeerId]:
         """Every term that had a leader, and who it was (from the G1 checker)."""

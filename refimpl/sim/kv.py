@@ -5,6 +5,7 @@ Rules:
 * a command is bytes: ``Command.encode()`` of ``(client, seq, op)`` where ``op`` is a
   :class:`refimpl.testing.KvOp` (put, get or cas on string values); ``(client, seq)`` makes every
   proposal unique, so a client recognises *its* entry when an index is applied;
+* bytes that do not decode as a command are applied as a no-op (on every replica alike);
 * ``apply`` is deterministic: every replica applying the same commands in the same order
   holds the same map and returns the same results (get → value, cas → swapped?, put → None);
 * the whole state (map and last applied index) is one snapshot blob.
@@ -70,7 +71,10 @@ class KvStateMachine:
         """
         assert index > self.applied_index, (index, self.applied_index)
         self.applied_index = index
-        cmd = Command.decode(command)
+        try:
+            cmd = Command.decode(command)
+        except (ValueError, IndexError, TypeError):
+            return None  # opaque bytes (e.g. from a book example): a no-op on every replica
         session = self.sessions.get(cmd.client)
         if session is not None and session[0] >= cmd.seq:
             return session[1] if session[0] == cmd.seq else None
