@@ -205,6 +205,7 @@ class RaftNode:
         self._pending_reads: deque[_PendingRead] = deque()
         self._reads_awaiting_commit: list[bytes] = []
         self._read_seq = 0
+        self._read_round_open = False  # reads wait for the next Ready's heartbeat round
         self._lead_transferee: PeerId | None = None
         self._pending_conf_index = LogIndex(0)
         self._broadcast_pending = False
@@ -320,6 +321,7 @@ class RaftNode:
         self._pending_reads.clear()  # never answered: only a leader may confirm reads
         self._reads_awaiting_commit.clear()
         self._broadcast_pending = False
+        self._read_round_open = False
 
     def _become_follower(self, term: Term, leader: PeerId | None) -> None:
         self._reset(term)
@@ -849,10 +851,12 @@ class RaftNode:
         if self._membership.voters <= {self.id}:
             self._read_states.extend(ReadState(ctx, index) for ctx in contexts)
             return
-        self._read_seq += 1
+        if not self._read_round_open:
+            # Every read requested before the next Ready shares one heartbeat round.
+            self._read_seq += 1
+            self._read_round_open = True
         for ctx in contexts:
             self._pending_reads.append(_PendingRead(ctx, index, self._read_seq, {self.id}))
-        self._broadcast_heartbeat(self._read_seq)
 
     def _on_read_ack(self, peer: PeerId, read_ctx: int) -> None:
         """``peer`` answered heartbeat round ``read_ctx``: it confirms every earlier round too."""
@@ -915,6 +919,7 @@ class RaftNode:
             return False
         return bool(
             self._broadcast_pending
+            or self._read_round_open
             or self._outbox
             or self._read_states
             or self._log.unstable
@@ -926,6 +931,9 @@ class RaftNode:
     def ready(self) -> Ready:
         """Collect the work to do; call :meth:`advance` with it once it is done."""
         assert self._outstanding is None, "advance() the previous Ready first"
+        if self._read_round_open:
+            self._read_round_open = False
+            self._broadcast_heartbeat(self._read_seq)
         if self._broadcast_pending:
             self._broadcast_pending = False
             if self._role is Role.LEADER:

@@ -37,6 +37,8 @@ class Chaos:
         self.next_applied: dict[PeerId, int] = {}
         self.proposed = 0
         self.votes: dict[tuple[PeerId, Term], PeerId] = {}
+        self.read_floor: dict[bytes, int] = {}  # read ctx -> highest index applied anywhere before
+        self.reads_checked = 0
 
     def step_network(self) -> None:
         pump = self.pump
@@ -64,6 +66,11 @@ class Chaos:
                 first = self.applied_at.setdefault(entry.index, entry)
                 assert first == entry, f"apply disagreement at {entry.index}"
             self.next_applied[pid] = len(applied)
+            for read in self.pump.read_states[pid]:
+                # Linearizable read: the read point covers every write applied before the request.
+                assert read.index >= self.read_floor.pop(read.request_ctx), "stale read index"
+                self.reads_checked += 1
+            self.pump.read_states[pid].clear()
 
     def check_logs(self) -> None:
         """Log Matching on committed prefixes, and one vote per (peer, term) on disk."""
@@ -104,6 +111,12 @@ class Chaos:
         try:
             self.pump.nodes[leader].propose(f"op{self.proposed}".encode())
             self.proposed += 1
+            if self.rng.random() < 0.3:
+                ctx = f"read{self.proposed}".encode()
+                self.read_floor[ctx] = (
+                    max(e.index for e in self.applied_at.values()) if self.applied_at else 0
+                )
+                self.pump.nodes[leader].read_index(ctx)
         except (NotLeader, ProposalDropped):
             pass
 
@@ -141,6 +154,7 @@ def test_random_faults_keep_safety_and_recover(seed: int) -> None:
     chaos.check()
     assert all(n.applied_index >= index for n in pump.nodes.values())
     assert chaos.applied_at[index].data == b"final"
+    assert chaos.reads_checked > 0
 
 
 @pytest.mark.parametrize("seed", range(4))

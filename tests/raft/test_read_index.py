@@ -19,15 +19,17 @@ def test_read_index_confirmed_by_heartbeat_quorum_returns_commit_index() -> None
     pump.tick(2)
     node = pump.nodes[leader]
     node.read_index(b"r1")
+    node.read_index(b"r2")
     rd = node.ready()
     assert rd.read_states == ()
     rounds = [m for m in rd.messages if isinstance(m, AppendEntries) and m.read_ctx > 0]
-    assert len(rounds) == 2
+    assert len(rounds) == 2  # one heartbeat per follower, shared by both reads
     node.advance(rd)
     pump.inflight.extend(rd.messages)
     pump.deliver_all()
     assert [(r.request_ctx, r.index) for r in pump.read_states[leader]] == [
-        (b"r1", node.commit_index)
+        (b"r1", node.commit_index),
+        (b"r2", node.commit_index),
     ]
 
 
@@ -99,8 +101,9 @@ def test_late_ack_of_old_round_confirms_earlier_reads_only() -> None:
     node = pump.nodes[leader]
     f = next(p for p in pump.nodes if p != leader)
     node.read_index(b"a")
+    node.advance(node.ready())  # round 1
     node.read_index(b"b")
-    node.advance(node.ready())
+    node.advance(node.ready())  # round 2
     match, _ = node.progress()[f]
     node.step(
         AppendEntriesResponse(node.term, f, leader, True, match, match, node.term, read_ctx=1)
