@@ -93,16 +93,58 @@ class PayloadSelector:
         if not self.enabled:
             return None
         full = payload if payload is not None else {}
+        selected: Payload = full
         if self.include is not None:
-            return {k: v for k, v in full.items() if _selected(k, self.include)}
-        if self.exclude is not None:
-            return {k: v for k, v in full.items() if not _selected(k, self.exclude)}
-        return dict(full)
+            selected = _include(full, _key_tree(self.include))
+        elif self.exclude is not None:
+            selected = _exclude(full, _key_tree(self.exclude))
+        return dict(selected)
 
 
-def _selected(top_key: str, keys: tuple[str, ...]) -> bool:
-    """Selectors work on top-level keys: ``a.b`` selects (or drops) ``a`` as a whole."""
-    return any(k == top_key or k.split(".", 1)[0].split("[", 1)[0] == top_key for k in keys)
+_KeyTree = dict[str | int | None, Any]
+"""Selected paths as a prefix tree keyed by step (a key, ``None`` for ``[]``, an index);
+``True`` selects everything below."""
+
+
+def _key_tree(keys: tuple[str, ...]) -> _KeyTree:
+    """``("a.b", "c[]")`` becomes ``{"a": {"b": True}, "c": {None: True}}``."""
+    tree: _KeyTree = {}
+    for key in keys:
+        steps = [s.key if s.key is not None else s.index for s in parse_path(key)]
+        node = tree
+        for step in steps[:-1]:
+            child = node.setdefault(step, {})
+            if child is True:  # a shorter path already selects everything below
+                break
+            node = child
+        else:
+            node[steps[-1]] = True
+    return tree
+
+
+def _include(value: Any, tree: _KeyTree) -> Any:
+    """Keep only the selected parts. As in Qdrant, only ``[]`` looks into an array: a key
+    step does not, and ``[n]`` selects nothing."""
+    if isinstance(value, dict):
+        return {k: v if tree[k] is True else _include(v, tree[k])
+                for k, v in value.items() if k in tree}  # fmt: skip
+    if isinstance(value, list):
+        if None not in tree:
+            return []
+        return value if tree[None] is True else [_include(item, tree[None]) for item in value]
+    return value
+
+
+def _exclude(value: Any, tree: _KeyTree) -> Any:
+    """Drop the selected parts (the same path rules as :func:`_include`)."""
+    if isinstance(value, dict):
+        return {k: v if k not in tree else _exclude(v, tree[k])
+                for k, v in value.items() if tree.get(k) is not True}  # fmt: skip
+    if isinstance(value, list):
+        if None not in tree:
+            return value
+        return [] if tree[None] is True else [_exclude(item, tree[None]) for item in value]
+    return value
 
 
 ALL_PAYLOAD = PayloadSelector(True)

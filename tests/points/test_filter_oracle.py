@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from qdrant_client import QdrantClient, models
 
-from refimpl.points import evaluate, parse_filter
+from refimpl.points import NO_PAYLOAD, evaluate, parse_filter, parse_with_payload
 
 SCALARS = st.one_of(
     st.integers(-3, 3),
@@ -178,3 +178,26 @@ def test_types_are_not_coerced() -> None:
     """``true`` does not match ``1`` and a float payload never matches an integer value."""
     one = parse_filter({"must": [{"key": "v", "match": {"value": 1}}]})
     assert [evaluate(one, 0, {"v": v}) for v in (1, True, 1.0, "1")] == [True, False, False, False]
+
+
+SELECTOR_KEYS = st.lists(
+    st.sampled_from(["a", "b", "n.x", "n", "l[].x", "l[]", "a[].y", "missing", "l.x"]),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture], derandomize=True, database=None)  # fmt: skip
+@given(payloads=st.lists(PAYLOADS, min_size=3, max_size=6), keys=SELECTOR_KEYS,
+       mode=st.sampled_from(["include", "exclude"]))  # fmt: skip
+def test_payload_selectors_match_the_local_mode_oracle(
+    oracle: QdrantClient, payloads: list[dict[str, Any]], keys: list[str], mode: str
+) -> None:
+    """``with_payload`` include/exclude lists cut payloads as the client's local mode does."""
+    _load(oracle, payloads)
+    selector = (models.PayloadSelectorInclude(include=keys) if mode == "include"
+                else models.PayloadSelectorExclude(exclude=keys))  # fmt: skip
+    records, _ = oracle.scroll("f", limit=100, with_payload=selector)
+    ours = parse_with_payload({mode: keys}, NO_PAYLOAD)
+    assert [ours.select(p) for p in payloads] == [r.payload for r in records]

@@ -92,7 +92,7 @@ def test_read_defaults() -> None:
     assert (scroll.limit, scroll.offset, scroll.with_payload.enabled) == (5, uuid.UUID(U), True)
     assert parse_count(None).exact is True
     selector = parse_scroll({"with_payload": {"exclude": ["b.c"]}}).with_payload
-    assert selector.select({"a": 1, "b": {"c": 2}}) == {"a": 1}
+    assert selector.select({"a": 1, "b": {"c": 2, "d": 3}}) == {"a": 1, "b": {"d": 3}}
     assert isinstance(parse_delete({"filter": {"must": []}}), DeleteByFilter)
 
 
