@@ -246,6 +246,25 @@ class SimCluster:
         self.events += 1
         self._drive(node)
 
+    def deliver_batch(self, messages: Sequence[Message]) -> None:
+        """Step several messages into their destinations, then drive each node once.
+
+        This is what one tick of a real event loop does with every message that arrived
+        meanwhile; a script uses it to put two messages in the same Ready.
+        """
+        touched: list[SimNode] = []
+        for message in messages:
+            node = self.nodes[message.dst]
+            if node.raft is None:
+                continue
+            self.transcript.message(self.now, message)
+            self.events += 1
+            node.raft.step(message)
+            if node not in touched:
+                touched.append(node)
+        for node in touched:
+            self._drive(node)
+
     # -- client verbs --------------------------------------------------------------------
     def _live_raft(self, peer: int) -> tuple[SimNode, RaftNode]:
         node = self.nodes[PeerId(peer)]
