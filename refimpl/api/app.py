@@ -84,7 +84,11 @@ def _endpoint(handler: Handler, ctx: ApiContext) -> Callable[[Request], Awaitabl
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
         try:
-            return ok(await handler(request, ctx), started)
+            result = await handler(request, ctx)
+            rejected = _rejection(result)
+            if rejected is not None:
+                return error(*rejected, started)
+            return ok(result, started)
         except ApiError as exc:
             return error(exc.status_code, exc.message, started, exc.retry_after_s)
         except NoLeaderError as exc:
@@ -97,6 +101,17 @@ def _endpoint(handler: Handler, ctx: ApiContext) -> Callable[[Request], Awaitabl
             return error(status, f"Service unavailable: {exc}", started, retry)
 
     return endpoint
+
+
+def _rejection(result: Any) -> tuple[int, str] | None:
+    """An operation the cluster state refused: ``{"error", "status"}`` → (HTTP code, message)."""
+    if not (
+        isinstance(result, dict) and "error" in result and isinstance(result.get("status"), int)
+    ):
+        return None
+    status: int = result["status"]
+    prefix = "Not found: " if status == 404 else "Bad request: "
+    return status, prefix + str(result["error"])
 
 
 # ---------------------------------------------------------------- handlers

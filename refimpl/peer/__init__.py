@@ -12,6 +12,7 @@ Modules, bottom up: :mod:`~refimpl.peer.frames` (the p2p frame codec, pure),
 This is, with :mod:`refimpl.api`, the only runtime package that imports trio.
 """
 
+from refimpl.peer.cluster_state import ClusterStateMachine
 from refimpl.peer.frames import Frame, FrameDecoder, FrameError, FrameType, encode_frame
 from refimpl.peer.harness import SimCluster, SimPeer
 from refimpl.peer.memnet import MemoryNetwork, MemoryTransport
@@ -29,6 +30,7 @@ from refimpl.peer.tcp import TcpTransport
 from refimpl.peer.transport import InboundHandler, SendFailure, Transport, TransportError
 
 __all__ = [
+    "ClusterStateMachine",
     "ConsensusStoppedError",
     "Frame",
     "FrameDecoder",

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 import trio
 
 from refimpl.ids import PeerId
+from refimpl.peer.cluster_state import ClusterStateMachine
 from refimpl.peer.identity import new_peer_id
 from refimpl.peer.memnet import MemoryNetwork
 from refimpl.peer.node import Peer, PeerOptions
-from refimpl.peer.state import PeerTable
+from refimpl.peer.state import StateMachine
 from refimpl.peer.transport import TransportError
 from refimpl.raft import Membership, MemoryStorage, Role
 
@@ -57,8 +58,15 @@ class SimPeer:
 class SimCluster:
     """Start, join, kill, restart and partition simulated peers."""
 
-    def __init__(self, nursery: trio.Nursery, seed: int, tick_period_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        seed: int,
+        tick_period_s: float = 0.1,
+        state_factory: Callable[[], StateMachine] = ClusterStateMachine,
+    ) -> None:
         self._nursery = nursery
+        self._state_factory = state_factory
         self.rng = random.Random(seed)
         self.network = MemoryNetwork(nursery, random.Random(self.rng.random()))
         self.tick_period_s = tick_period_s
@@ -77,7 +85,9 @@ class SimCluster:
         transport = self.network.endpoint(sim.address)
         options = PeerOptions(sim.peer_id, sim.uri, self.tick_period_s, request_timeout_s=5.0)
         rng = random.Random(self.rng.random())
-        peer = Peer(options, sim.storage, PeerTable(), transport, rng, known_peers=sim.known_peers)
+        peer = Peer(
+            options, sim.storage, self._state_factory(), transport, rng, known_peers=sim.known_peers
+        )
         peer.on_peers_changed = sim.known_peers.update
         sim.peer = peer
         scope = trio.CancelScope()

@@ -36,7 +36,7 @@ from typing import Any
 import trio
 
 from refimpl.ids import LogIndex, PeerId, Term
-from refimpl.peer.state import StateMachine, add_peer_command
+from refimpl.peer.state import StateMachine
 from refimpl.peer.transport import Transport, TransportError
 from refimpl.raft import (
     ConfChange,
@@ -375,7 +375,7 @@ class Peer:
         if uri is None or self._origin_proposed or self.state.peers().get(self.id) == uri:
             return
         try:
-            self.node.propose(add_peer_command(self.id, uri))
+            self.node.propose(self.state.record_peer_command(self.id, uri))
         except (NotLeader, ProposalDropped):
             return
         self._origin_proposed = True

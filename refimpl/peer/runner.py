@@ -38,9 +38,9 @@ from hypercorn.trio import serve
 from refimpl.api.app import ApiContext, create_app
 from refimpl.config import Settings
 from refimpl.ids import PeerId
+from refimpl.peer.cluster_state import ClusterStateMachine
 from refimpl.peer.identity import Identity, load_identity, new_peer_id, save_identity
 from refimpl.peer.node import Peer, PeerOptions
-from refimpl.peer.state import PeerTable
 from refimpl.peer.tcp import TcpTransport
 from refimpl.peer.transport import FailureCounter, SendFailure, TransportError
 from refimpl.raft import FileStorage, Membership, Message, StorageError
@@ -190,7 +190,7 @@ async def _run_with_identity(
     options = PeerOptions(
         identity.peer_id, identity.uri, settings.cluster.consensus.tick_period_ms / 1000
     )
-    peer = Peer(options, storage, PeerTable(), transport, rng, known_peers=identity.peers)
+    peer = Peer(options, storage, ClusterStateMachine(), transport, rng, known_peers=identity.peers)
 
     def persist_peers(peers: Any) -> None:
         save_identity(storage_path, identity.with_peers(dict(peers)))

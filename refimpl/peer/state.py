@@ -10,7 +10,9 @@ Rules:
   log, so a command that cannot apply yields an error *result* (a dict with ``"error"``) on
   every peer alike, and the peer keeps running.
 
-Theory of operation: :class:`PeerTable` is the smallest state that makes a cluster useful — the
+Theory of operation: :class:`PeerTable` is the dumb twin of
+:class:`refimpl.peer.cluster_state.ClusterStateMachine` (the full state of
+:mod:`refimpl.consensus`, which real peers run): the smallest state that makes a cluster useful — the
 address book plus Qdrant's cluster metadata key/value store (``PUT /cluster/metadata/keys``),
 which gives tests and the book a consensus operation to propose. The driver is written against
 the protocol so the full state of :mod:`refimpl.consensus` can be plugged in unchanged.
@@ -30,6 +32,10 @@ class StateMachine(Protocol):
 
     def apply_command(self, data: bytes) -> Any:
         """Apply a committed NORMAL entry; return a JSON-able result (errors as values)."""
+        ...
+
+    def record_peer_command(self, peer: PeerId, uri: str) -> bytes:
+        """The NORMAL command by which the first peer records its own URI in the log."""
         ...
 
     def add_peer(self, peer: PeerId, uri: str) -> None:
@@ -95,6 +101,9 @@ class PeerTable:
         except (ValueError, KeyError, TypeError) as exc:
             return {"error": f"malformed command: {exc}"}
         return {"error": f"unknown operation {op!r}"}
+
+    def record_peer_command(self, peer: PeerId, uri: str) -> bytes:
+        return add_peer_command(peer, uri)
 
     def add_peer(self, peer: PeerId, uri: str) -> None:
         self._peers[peer] = uri

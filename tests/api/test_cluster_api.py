@@ -12,6 +12,13 @@ from starlette.routing import Route
 
 from refimpl.api.app import QDRANT_VERSION, ApiContext, create_app
 from refimpl.api.openapi import DOCUMENTED_PATHS
+from refimpl.consensus import (
+    CollectionConfig,
+    CreateCollection,
+    Distance,
+    VectorParams,
+    encode_operation,
+)
 from refimpl.peer.harness import SimCluster
 from refimpl.peer.node import Peer
 from refimpl.raft import Role
@@ -198,3 +205,25 @@ async def test_openapi_documents_every_route(
     async with client(first.peer) as http:
         doc = (await http.get("/openapi.json")).json()
     assert doc["openapi"].startswith("3.") and set(doc["paths"]) == set(DOCUMENTED_PATHS)
+
+
+async def test_removal_is_refused_while_the_peer_holds_replicas_unless_forced(
+    sim: SimCluster, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Qdrant: "Cannot remove peer … as there are shards on it" (400) unless ?force=true."""
+    peers = await three(sim)
+    leader = sim.leader()
+    assert leader is not None
+    holder = next(p for p in peers if p is not leader)
+    config = CollectionConfig(vectors=VectorParams(4, Distance.Cosine))
+    assert await leader.propose(encode_operation(CreateCollection("c", config, ((holder.id,),))))
+    async with client(leader) as http:
+        refused = await http.delete(f"/cluster/peer/{holder.id}")
+        assert refused.status_code == 400
+        assert refused.json()["status"]["error"] == (
+            f"Bad request: Cannot remove peer {holder.id} as there are shards on it"
+        )
+        forced = await http.delete(f"/cluster/peer/{holder.id}?force=true")
+        assert forced.status_code == 200
+    assert not leader.state.peer_has_shards(holder.id)
+    assert holder.id not in leader.state.peers()

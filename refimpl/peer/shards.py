@@ -1,0 +1,214 @@
+"""The shard replicas this peer holds: created, opened and deleted as the cluster state says.
+
+Rules (spec "Sharding": each peer stores the shards placed on it; facts §2, §4):
+
+* The cluster state (applied from the Raft log) is the only source of truth. After every
+  applied entry the peer calls :meth:`LocalShards.reconcile` with the new state: every replica
+  the state places on this peer gets a :class:`refimpl.storage.ShardStore` (opened from its
+  directory if it exists, so a restarted peer recovers its points from the WAL), and every
+  store whose replica is gone is closed and its files deleted.
+* A collection's files live in ``<root>/collections/<name>/<incarnation>/<shard>/``. The
+  incarnation is the number of collections created before this one (the same on every peer,
+  since every peer applies the same log), so replaying "create c, delete c, create c" at start
+  deletes only the first collection's files, never the second's.
+* A new replica starts ``Initializing``; once its store exists, :meth:`LocalShards.run_activator`
+  proposes ``SetReplicaState(activated, from_state=Initializing)`` so it becomes ``Active``
+  through consensus, as Qdrant does. The compare-and-set guard makes a repeated proposal
+  harmless.
+* Calls into one store run one at a time (a ``trio.Lock`` per store) in a worker thread, so a
+  slow HNSW insert does not stall the Raft ticks of this peer.
+
+Theory of operation: :meth:`reconcile` is synchronous (it runs inside the consensus loop, where
+opening or deleting a few directories is cheap); closing a store that may be in use is handed
+to a task that first takes the store's lock.
+"""
+
+import logging
+import shutil
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+
+from refimpl.consensus import ClusterState, CollectionConfig, SetReplicaState, encode_operation
+from refimpl.ids import PeerId, ShardId
+from refimpl.index import Distance, HnswConfig
+from refimpl.peer.node import ProposalError
+from refimpl.replication import ReplicaEvent, ReplicaState
+from refimpl.storage import MemoryMedium, ShardConfig, ShardStore
+
+__all__ = ["LocalShard", "LocalShards", "shard_config"]
+
+log = logging.getLogger("refimpl.peer.shards")
+
+T = TypeVar("T")
+
+NEVER_INDEX_KB = 1 << 40
+"""``indexing_threshold`` 0 means "never build a graph" (as in Qdrant)."""
+
+
+def shard_config(config: CollectionConfig) -> ShardConfig:
+    """The storage parameters of a shard of a collection with ``config``."""
+    hnsw = config.hnsw_config
+    threshold_kb = config.indexing_threshold_kb or NEVER_INDEX_KB
+    return ShardConfig(
+        dim=config.vectors.size,
+        # The two enums share Qdrant's spellings as values.
+        distance=Distance(config.vectors.distance.value),
+        hnsw=HnswConfig(m=hnsw.m, ef_construct=max(4, hnsw.ef_construct)),
+        indexing_threshold_kb=threshold_kb,
+    )
+
+
+@dataclass(slots=True)
+class LocalShard:
+    """One replica held here: its store and the lock that serialises calls into it."""
+
+    collection: str
+    shard_id: ShardId
+    incarnation: int
+    store: ShardStore
+    lock: trio.Lock = field(default_factory=trio.Lock)
+
+    async def run(self, fn: Callable[[ShardStore], T]) -> T:
+        """Run ``fn(store)`` in a worker thread, one call at a time."""
+        async with self.lock:
+            return await trio.to_thread.run_sync(fn, self.store)
+
+
+Key = tuple[str, ShardId]
+
+
+class LocalShards:
+    """The stores of the replicas placed on ``peer_id``; on disk under ``root``, or in memory
+    when ``root`` is None (the peer simulation)."""
+
+    def __init__(self, peer_id: PeerId, root: Path | None) -> None:
+        self.peer_id = peer_id
+        self.root = root
+        self._shards: dict[Key, LocalShard] = {}
+        self._state = ClusterState()
+        self._incarnations: Mapping[str, int] = {}
+        self._changed = trio.Event()
+        self._closing: list[LocalShard] = []
+
+    # ------------------------------------------------------------------ views
+
+    def get(self, collection: str, shard_id: ShardId) -> LocalShard | None:
+        """The local replica of ``collection``/``shard_id``, if this peer holds one."""
+        return self._shards.get((collection, shard_id))
+
+    def of_collection(self, collection: str) -> list[LocalShard]:
+        """Every local replica of ``collection``, by shard id."""
+        return [s for (name, _), s in sorted(self._shards.items()) if name == collection]
+
+    def directory(self, collection: str, incarnation: int, shard_id: ShardId) -> Path | None:
+        """Where a replica's files live (None in memory)."""
+        if self.root is None:
+            return None
+        return self.root / "collections" / collection / str(incarnation) / str(shard_id)
+
+    # -------------------------------------------------------------- reconcile
+
+    def reconcile(self, state: ClusterState, incarnations: Mapping[str, int]) -> None:
+        """Make the local stores match ``state`` (see the module rules)."""
+        wanted: dict[Key, int] = {}
+        for name, coll in state.collections.items():
+            for shard_id, replicas in coll.replicas.items():
+                if self.peer_id in replicas:
+                    wanted[(name, shard_id)] = incarnations.get(name, 0)
+        for key, shard in list(self._shards.items()):
+            if wanted.get(key) != shard.incarnation:
+                del self._shards[key]
+                self._drop(shard)
+        for key, incarnation in wanted.items():
+            if key not in self._shards:
+                self._open(key, incarnation, state)
+        self._state, self._incarnations = state, dict(incarnations)
+        self._changed.set()
+
+    def _open(self, key: Key, incarnation: int, state: ClusterState) -> None:
+        name, shard_id = key
+        config = shard_config(state.collections[name].config)
+        directory = self.directory(name, incarnation, shard_id)
+        store = (
+            ShardStore.in_memory(config, MemoryMedium())
+            if directory is None
+            else ShardStore.open(directory, config)
+        )
+        self._shards[key] = LocalShard(name, shard_id, incarnation, store)
+        log.info(
+            "peer %d: opened shard %s/%d (%d points)", self.peer_id, name, shard_id, len(store)
+        )
+
+    def _drop(self, shard: LocalShard) -> None:
+        """Forget a replica: its files go once no call is using the store."""
+        log.info("peer %d: dropping shard %s/%d", self.peer_id, shard.collection, shard.shard_id)
+        if shard.lock.locked():
+            self._closing.append(shard)
+            self._changed.set()
+            return
+        self._destroy(shard)
+
+    def _destroy(self, shard: LocalShard) -> None:
+        shard.store.destroy()
+        directory = self.directory(shard.collection, shard.incarnation, shard.shard_id)
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+            for parent in (directory.parent, directory.parent.parent):
+                try:
+                    parent.rmdir()  # only when empty: other shards may still live there
+                except OSError:
+                    break
+
+    def close(self) -> None:
+        """fsync and release every store (the peer is shutting down)."""
+        for shard in self._shards.values():
+            shard.store.close()
+
+    # -------------------------------------------------------------- activation
+
+    def pending_activations(self) -> list[SetReplicaState]:
+        """Operations that would turn this peer's Initializing replicas Active."""
+        ops = []
+        for name, coll in sorted(self._state.collections.items()):
+            for shard_id, replicas in sorted(coll.replicas.items()):
+                if replicas.get(self.peer_id) is ReplicaState.Initializing and (
+                    (name, shard_id) in self._shards
+                ):
+                    ops.append(
+                        SetReplicaState(
+                            name,
+                            shard_id,
+                            self.peer_id,
+                            ReplicaEvent.ACTIVATED,
+                            from_state=ReplicaState.Initializing,
+                        )
+                    )
+        return ops
+
+    async def run_activator(
+        self, propose: Callable[[bytes], Awaitable[Any]], retry_s: float = 0.2
+    ) -> None:
+        """Forever: when the state changes, propose activations and finish pending drops.
+
+        ``propose`` is an async callable (``Peer.propose``); failures (no leader yet) are
+        retried after ``retry_s``."""
+        while True:
+            await self._changed.wait()
+            self._changed = trio.Event()
+            for shard in self._closing[:]:
+                async with shard.lock:
+                    self._destroy(shard)
+                self._closing.remove(shard)
+            for op in self.pending_activations():
+                try:
+                    await propose(encode_operation(op))
+                except ProposalError as exc:
+                    log.info("peer %d: activation of %s/%d: %s; retrying", self.peer_id,
+                             op.collection, op.shard_id, exc)  # fmt: skip
+                    await trio.sleep(retry_s)
+                    self._changed.set()
+                    break
