@@ -12,8 +12,9 @@ from refimpl.storage.errors import (
     StorageError,
     WalCorruptedError,
 )
+from refimpl.storage.layout import MemoryPeerStorage, PeerStorage, check_collection_name
 from refimpl.storage.media import DiskMedium, MemoryMedium, ShardMedium
-from refimpl.storage.shard import ShardConfig, ShardStore, UpdateResult
+from refimpl.storage.shard import ShardConfig, ShardStore, UpdateResult, shard_config_from_qdrant
 from refimpl.storage.snapshot import (
     Snapshot,
     SnapshotInfo,
@@ -29,6 +30,8 @@ __all__ = [
     "CheckpointCorruptedError",
     "DiskMedium",
     "MemoryMedium",
+    "MemoryPeerStorage",
+    "PeerStorage",
     "ShardConfig",
     "ShardMedium",
     "ShardStore",
@@ -40,11 +43,13 @@ __all__ = [
     "Wal",
     "WalCorruptedError",
     "WalRecord",
+    "check_collection_name",
     "create_snapshot",
     "encode_record",
     "parse_snapshot",
     "read_snapshot",
     "restore_snapshot",
     "scan",
+    "shard_config_from_qdrant",
     "snapshot_name",
 ]

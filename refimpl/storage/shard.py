@@ -28,7 +28,7 @@ the sorted list until the next write.
 
 import bisect
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -461,3 +461,40 @@ class ShardStore:
     def search_batch(self, requests: Sequence[QueryRequest]) -> list[list[ScoredRecord]]:
         """:meth:`search` for each request."""
         return [self.search(r) for r in requests]
+
+
+def shard_config_from_qdrant(
+    vectors: Mapping[str, Any],
+    hnsw_config: Mapping[str, Any] | None = None,
+    optimizers_config: Mapping[str, Any] | None = None,
+    wal_config: Mapping[str, Any] | None = None,
+) -> ShardConfig:
+    """A :class:`ShardConfig` from a collection's Qdrant-shaped config parts
+    (``{"size": 4, "distance": "Cosine"}``, ``hnsw_config``, ``optimizers_config``,
+    ``wal_config``); absent keys take Qdrant's defaults."""
+    try:
+        distance = Distance(vectors["distance"])
+        dim = int(vectors["size"])
+    except (KeyError, ValueError, TypeError) as error:
+        raise BadRequest(
+            'Wrong input: `vectors` must be {"size": <positive int>, "distance": '
+            f'"Cosine" | "Dot" | "Euclid" | "Manhattan"}} ({error})'
+        ) from error
+    if dim < 1:
+        raise BadRequest(f"Wrong input: vector size must be at least 1, got {dim}")
+    hnsw, optimizers, wal = hnsw_config or {}, optimizers_config or {}, wal_config or {}
+    defaults = HnswConfig()
+    graph = HnswConfig(
+        m=int(hnsw.get("m") or defaults.m),
+        ef_construct=int(hnsw.get("ef_construct") or defaults.ef_construct),
+        full_scan_threshold_kb=int(
+            hnsw.get("full_scan_threshold") or defaults.full_scan_threshold_kb
+        ),
+    )
+    return ShardConfig(
+        dim=dim,
+        distance=distance,
+        hnsw=graph,
+        indexing_threshold_kb=int(optimizers.get("indexing_threshold") or 10_000),
+        checkpoint_wal_bytes=int(wal.get("wal_capacity_mb") or 32) << 20,
+    )
