@@ -2,8 +2,9 @@
 
 Rules:
 
-* Every check runs under ``SIGALRM``: when its time is up the handler raises
-  :class:`GradingTimeout`, a ``BaseException`` subclass, so neither hypothesis (which catches
+* Every check runs under a CPU-time limit (``ITIMER_PROF``, so a busy machine does not fail a
+  correct answer) and a wall-clock backstop (``ITIMER_REAL``, for code that waits): when either
+  fires the handler raises :class:`GradingTimeout`, a ``BaseException`` subclass, so neither hypothesis (which catches
   ``Exception`` to shrink and replay) nor a learner's ``except Exception`` can swallow it, and an
   infinite loop ends. (pytest-timeout's ``pytest.fail`` is caught by hypothesis, which then replays
   the example with no alarm left: the run hangs.)
@@ -28,9 +29,12 @@ from exercises._grading.api import CheckFailedError, Exercise
 from exercises._grading.plug import LearnerImportError, plugged
 from exercises._grading.regions import ROOT, Region
 
+WALL_CLOCK_FACTOR = 6
+"""The wall-clock backstop is this many times a check's CPU-time limit."""
+
 
 class GradingTimeout(BaseException):
-    """A check ran past its time limit (raised from the ``SIGALRM`` handler)."""
+    """A check ran past its time limit (raised from the ``SIGPROF`` or ``SIGALRM`` handler)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +118,9 @@ def _failure(exc: BaseException, learner_path: Path, timeout_s: float) -> Failur
         transcript = "\n".join(filter(None, [exc.transcript, transcript])) or None
     where = _learner_lines(exc, learner_path)
     if isinstance(exc, GradingTimeout):
-        message = f"no answer within {timeout_s:g} s (an infinite loop, or far too slow)"
+        message = (
+            f"no answer within {timeout_s:g} s of CPU time (an infinite loop, or far too slow)"
+        )
         return Failure("timeout", message, example, seed, transcript, where)
     if isinstance(exc, NotImplementedError):
         return Failure(
@@ -132,13 +138,18 @@ def _failure(exc: BaseException, learner_path: Path, timeout_s: float) -> Failur
 def run_check(check: api.Check, learner_path: Path, timeout_scale: float = 1.0) -> CheckResult:
     """Run one check with its time limit; never raises except on Ctrl-C."""
     timeout_s = check.timeout_s * timeout_scale
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    previous_prof = signal.signal(signal.SIGPROF, _on_alarm)
+    previous_real = signal.signal(signal.SIGALRM, _on_alarm)
     start = time.perf_counter()
     try:
-        signal.setitimer(signal.ITIMER_REAL, timeout_s)
+        # The limit is on CPU time (so a loaded machine does not fail a correct answer), with
+        # a wall-clock backstop for code that waits instead of computing.
+        signal.setitimer(signal.ITIMER_PROF, timeout_s)
+        signal.setitimer(signal.ITIMER_REAL, WALL_CLOCK_FACTOR * timeout_s)
         try:
             check.func()
         finally:
+            signal.setitimer(signal.ITIMER_PROF, 0)
             signal.setitimer(signal.ITIMER_REAL, 0)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -147,7 +158,8 @@ def run_check(check: api.Check, learner_path: Path, timeout_scale: float = 1.0) 
         seconds = time.perf_counter() - start
         return CheckResult(check.name, check.doc, check.points, False, seconds, failure)
     finally:
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGPROF, previous_prof)
+        signal.signal(signal.SIGALRM, previous_real)
     return CheckResult(check.name, check.doc, check.points, True, time.perf_counter() - start)
 
 
