@@ -61,9 +61,8 @@ from __future__ import annotations
 
 import enum
 import random
-from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import assert_never
 
 from refimpl.ids import LogIndex, PeerId, Term
@@ -89,6 +88,7 @@ from refimpl.raft.messages import (
 )
 from refimpl.raft.progress import Progress, ProgressState
 from refimpl.raft.quorum import VoteResult, has_quorum, vote_result
+from refimpl.raft.read_only import ReadOnly
 from refimpl.raft.rules import append_entries_to_log, leader_commit_index, vote_granted
 from refimpl.raft.storage import Storage
 
@@ -168,16 +168,6 @@ class InvalidRequestError(RaftError, ValueError):
     """The request can never succeed as stated (e.g. promoting a non-learner)."""
 
 
-@dataclass(slots=True)
-class _PendingRead:
-    """A ReadIndex request waiting for a heartbeat quorum of round ``seq``."""
-
-    request_ctx: bytes
-    index: LogIndex
-    seq: int
-    acks: set[PeerId] = field(default_factory=set)
-
-
 class RaftNode:
     """One Raft peer's protocol state. Drive it with tick/step/propose, drain it with ready."""
 
@@ -202,10 +192,7 @@ class RaftNode:
         self._progress: dict[PeerId, Progress] = {}
         self._outbox: list[Message] = []
         self._read_states: list[ReadState] = []
-        self._pending_reads: deque[_PendingRead] = deque()
-        self._reads_awaiting_commit: list[bytes] = []
-        self._read_seq = 0
-        self._read_round_open = False  # reads wait for the next Ready's heartbeat round
+        self._reads = ReadOnly()
         self._lead_transferee: PeerId | None = None
         self._pending_conf_index = LogIndex(0)
         self._broadcast_pending = False
@@ -318,10 +305,8 @@ class RaftNode:
         self._votes = {}
         self._progress = {}
         self._lead_transferee = None
-        self._pending_reads.clear()  # never answered: only a leader may confirm reads
-        self._reads_awaiting_commit.clear()
+        self._reads.clear()  # never answered: only a leader may confirm reads
         self._broadcast_pending = False
-        self._read_round_open = False
 
     def _become_follower(self, term: Term, leader: PeerId | None) -> None:
         self._reset(term)
@@ -418,7 +403,7 @@ class RaftNode:
                     pr.become_probe()  # the snapshot (or its answer) was lost: retry
         if self._heartbeat_elapsed_ticks >= self._config.heartbeat_interval_ticks:
             self._heartbeat_elapsed_ticks = 0
-            self._broadcast_heartbeat(self._read_seq if self._pending_reads else 0)
+            self._broadcast_heartbeat(self._reads.heartbeat_ctx())
 
     def _quorum_recently_active(self) -> bool:
         """CheckQuorum: did a majority of voters talk to us since the last check? Resets."""
@@ -713,7 +698,8 @@ class RaftNode:
         if self._role is not Role.LEADER or pr is None:
             return
         pr.recent_active = True
-        self._on_read_ack(message.src, message.read_ctx)
+        self._reads.ack(message.src, message.read_ctx)
+        self._release_confirmed_reads()
         if not message.success:
             hint = self._find_conflict_by_term(message.reject_hint_index, message.reject_hint_term)
             if pr.maybe_decrease_to(message.match_index, hint):
@@ -761,8 +747,8 @@ class RaftNode:
         if new_commit <= self._log.committed:
             return False
         self._log.commit_to(new_commit)
-        if self._reads_awaiting_commit and self._committed_in_current_term():
-            waiting, self._reads_awaiting_commit = self._reads_awaiting_commit, []
+        if self._reads.awaiting_commit and self._committed_in_current_term():
+            waiting, self._reads.awaiting_commit = self._reads.awaiting_commit, []
             self._start_reads(waiting)
         return True
 
@@ -837,11 +823,11 @@ class RaftNode:
         """Ask for a linearizable read point; the answer is a ReadState in a later Ready."""
         if self._role is not Role.LEADER:
             raise NotLeader(self._leader_id)
-        if len(self._pending_reads) + len(self._reads_awaiting_commit) >= MAX_PENDING_READS:
+        if len(self._reads) >= MAX_PENDING_READS:
             raise ProposalDropped("too many pending reads")
         if not self._committed_in_current_term():
             # A new leader's commit index may lag the cluster's (Raft §8): wait for our NOOP.
-            self._reads_awaiting_commit.append(request_ctx)
+            self._reads.awaiting_commit.append(request_ctx)
             return
         self._start_reads([request_ctx])
 
@@ -851,26 +837,10 @@ class RaftNode:
         if self._membership.voters <= {self.id}:
             self._read_states.extend(ReadState(ctx, index) for ctx in contexts)
             return
-        if not self._read_round_open:
-            # Every read requested before the next Ready shares one heartbeat round.
-            self._read_seq += 1
-            self._read_round_open = True
-        for ctx in contexts:
-            self._pending_reads.append(_PendingRead(ctx, index, self._read_seq, {self.id}))
-
-    def _on_read_ack(self, peer: PeerId, read_ctx: int) -> None:
-        """``peer`` answered heartbeat round ``read_ctx``: it confirms every earlier round too."""
-        if read_ctx == 0:
-            return
-        for read in self._pending_reads:
-            if read.seq <= read_ctx:
-                read.acks.add(peer)
-        self._release_confirmed_reads()
+        self._reads.start(contexts, index, self.id)
 
     def _release_confirmed_reads(self) -> None:
-        voters = self._membership.voters
-        while self._pending_reads and has_quorum(self._pending_reads[0].acks, voters):
-            read = self._pending_reads.popleft()
+        for read in self._reads.release(self._membership.voters):
             self._read_states.append(ReadState(read.request_ctx, read.index))
 
     # ------------------------------------------------------ membership changes
@@ -919,7 +889,7 @@ class RaftNode:
             return False
         return bool(
             self._broadcast_pending
-            or self._read_round_open
+            or self._reads.round_open
             or self._outbox
             or self._read_states
             or self._log.unstable
@@ -931,9 +901,9 @@ class RaftNode:
     def ready(self) -> Ready:
         """Collect the work to do; call :meth:`advance` with it once it is done."""
         assert self._outstanding is None, "advance() the previous Ready first"
-        if self._read_round_open:
-            self._read_round_open = False
-            self._broadcast_heartbeat(self._read_seq)
+        read_round = self._reads.take_round()
+        if read_round:
+            self._broadcast_heartbeat(read_round)
         if self._broadcast_pending:
             self._broadcast_pending = False
             if self._role is Role.LEADER:
