@@ -381,6 +381,7 @@ class RaftNode:
             self._tick_election()
 
     def _tick_election(self) -> None:
+        """Follower / candidate clock: campaign once the randomized timeout expires."""
         self._election_elapsed_ticks += 1
         if self._election_elapsed_ticks >= self._randomized_timeout_ticks:
             self._election_elapsed_ticks = 0
@@ -388,6 +389,7 @@ class RaftNode:
                 self._campaign(leader_transfer=False)
 
     def _tick_leader(self) -> None:
+        """Leader clock: CheckQuorum every election timeout, heartbeats every interval."""
         self._heartbeat_elapsed_ticks += 1
         self._election_elapsed_ticks += 1
         if self._election_elapsed_ticks >= self._config.election_timeout_ticks:
