@@ -61,6 +61,7 @@ class ConsensusConfig(_Section):
     # Lower than 5 ms makes the trio loop spin; higher than 10 s makes elections take minutes.
     tick_period_ms: int = Field(default=100, ge=5, le=10_000)
     bootstrap_timeout_sec: float = Field(default=15.0, gt=0)
+    compact_wal_entries: int = Field(default=128, ge=0)
 
 
 class ClusterConfig(_Section):

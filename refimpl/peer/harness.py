@@ -71,6 +71,7 @@ class SimCluster:
         self.network = MemoryNetwork(nursery, random.Random(self.rng.random()))
         self.tick_period_s = tick_period_s
         self.peers: list[SimPeer] = []
+        self.compact_log_entries = 128
 
     def _new_slot(self, with_uri: bool) -> SimPeer:
         i = len(self.peers)
@@ -83,7 +84,13 @@ class SimCluster:
 
     async def _launch(self, sim: SimPeer) -> None:
         transport = self.network.endpoint(sim.address)
-        options = PeerOptions(sim.peer_id, sim.uri, self.tick_period_s, request_timeout_s=5.0)
+        options = PeerOptions(
+            sim.peer_id,
+            sim.uri,
+            self.tick_period_s,
+            request_timeout_s=5.0,
+            compact_log_entries=self.compact_log_entries,
+        )
         rng = random.Random(self.rng.random())
         peer = Peer(
             options, sim.storage, self._state_factory(), transport, rng, known_peers=sim.known_peers

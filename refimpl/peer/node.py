@@ -113,6 +113,9 @@ class PeerOptions:
     election_timeout_ticks: int = 10
     heartbeat_interval_ticks: int = 1
     request_timeout_s: float = 10.0
+    compact_log_entries: int = 128
+    """Snapshot the cluster state and drop the log once this many entries were applied since
+    the last snapshot (Qdrant's ``compact_wal_entries``); 0 = never."""
 
 
 @dataclass(slots=True)
@@ -144,8 +147,13 @@ class Peer:
             id=options.peer_id,
             election_timeout_ticks=options.election_timeout_ticks,
             heartbeat_interval_ticks=options.heartbeat_interval_ticks,
+            snapshot_threshold_entries=options.compact_log_entries,
         )
         self.node = RaftNode(config, storage, rng)
+        snapshot = storage.snapshot()
+        if snapshot is not None:
+            # A restart after compaction: the log no longer holds the prefix, the snapshot does.
+            state.load_bytes(snapshot.data)
         self._known_peers: dict[PeerId, str] = dict(known_peers or {})
         self._waiters: dict[LogIndex, _Waiter] = {}
         self._wake_send, self._wake_receive = trio.open_memory_channel[None](1)
@@ -272,6 +280,15 @@ class Peer:
                 self._apply(entry)
             self.node.advance(rd)
             self._log_role_change()
+        if self.node.compaction_due and not self.stopped:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Replace the applied log prefix by a snapshot of the cluster state."""
+        index = self.node.applied_index
+        snapshot = self.node.compact(index, self.state.to_bytes())
+        self.storage.compact(index, snapshot)
+        log.info("peer %d: compacted the log up to index %d", self.id, index)
 
     def _persist(self, rd: Ready) -> None:
         if rd.snapshot is not None:

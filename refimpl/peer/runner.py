@@ -187,8 +187,12 @@ async def _run_with_identity(
         transport = _NoNetwork()
     storage = _open_storage(storage_path, identity, genesis)
     nursery.start_soon(_close_on_exit, storage)
+    consensus = settings.cluster.consensus
     options = PeerOptions(
-        identity.peer_id, identity.uri, settings.cluster.consensus.tick_period_ms / 1000
+        identity.peer_id,
+        identity.uri,
+        consensus.tick_period_ms / 1000,
+        compact_log_entries=consensus.compact_wal_entries,
     )
     peer = Peer(options, storage, ClusterStateMachine(), transport, rng, known_peers=identity.peers)
 

@@ -207,3 +207,28 @@ async def test_a_quiet_cluster_holds_no_elections(
     await trio.sleep(quiet_s)
     assert {p.node.term for p in cluster.running()} == terms
     assert len(terms) == 1
+
+
+async def test_log_compaction_and_a_late_joiner_gets_the_snapshot(
+    cluster: SimCluster, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Raft §7: applied entries are compacted into a snapshot, which a new peer installs."""
+    cluster.compact_log_entries = 20
+    await three_peers(cluster)
+    leader = cluster.leader()
+    assert leader is not None
+    for i in range(50):
+        await leader.propose(metadata_command(f"k{i % 7}", i))
+    assert leader.storage.first_index() > 20  # the prefix is gone from the log
+    late = await cluster.join(cluster.peers[0])
+    await cluster.wait_until(lambda: all_voters(cluster, 4))
+    assert late.peer is not None
+    assert late.peer.state.metadata() == leader.state.metadata()
+    assert late.peer.state.peers() == leader.state.peers()
+    assert late.storage.snapshot() is not None and late.storage.snapshot().data != b""  # type: ignore[union-attr]
+    cluster.kill(late)
+    await leader.propose(metadata_command("after-restart", True))
+    await cluster.restart(late)
+    await cluster.wait_until(
+        lambda: late.peer is not None and late.peer.state.metadata() == leader.state.metadata()
+    )
