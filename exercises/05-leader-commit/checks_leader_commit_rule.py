@@ -14,7 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exercises._grading.api import CheckFailedError, Exercise, grading_settings, smallest_failure
-from exercises._grading.raftsim import check_simulations, minority_commit_scenario
+from exercises._grading.raftsim import (
+    check_simulations,
+    figure_8_scenario,
+    minority_commit_scenario,
+)
 from refimpl.ids import LogIndex, PeerId, Term
 from refimpl.raft import rules
 from refimpl.sim import Faults, SimOptions
@@ -109,6 +113,12 @@ def figure_8_old_term_entries_wait() -> None:
 def a_minority_leader_does_not_commit() -> None:
     """Over 6 seeds: a leader partitioned with one follower (of 4 or 5 peers) never commits its entry."""
     smallest_failure(range(6), minority_commit_scenario, keep_looking=2)
+
+
+@EXERCISE.check(points=2, timeout_s=30)
+def figure_8_in_the_simulator() -> None:
+    """The Figure 8 schedule over 4 seeds: the old-term entry is never committed, never lost."""
+    smallest_failure(range(4), figure_8_scenario, keep_looking=1)
 
 
 @EXERCISE.check(points=2, timeout_s=60)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from exercises._grading.api import CheckFailedError, smallest_failure
 from refimpl.ids import PeerId
-from refimpl.raft import RaftConfig
+from refimpl.raft import AppendEntries, RaftConfig, Role
 from refimpl.sim import Faults, SimCluster, SimOptions, Transcript, run_simulation
 from refimpl.sim.kv import Command
 from refimpl.testing.invariants import RaftInvariants
@@ -130,6 +130,80 @@ def minority_commit_scenario(seed: int) -> None:
         cluster.run(60)
     except CheckFailedError:
         raise
+    except AssertionError as exc:  # the strict checker's violation (an AssertionError)
+        raise CheckFailedError(
+            str(exc), seed=seed, transcript=transcript.text().rstrip(), size=len(transcript.lines)
+        ) from None
+
+
+def _role(cluster: SimCluster, peer: int) -> Role | None:
+    raft = cluster.nodes[PeerId(peer)].raft
+    return None if raft is None else raft.role
+
+
+def _figure_8_steps(cluster: SimCluster) -> None:
+    """The schedule of the Raft paper's Figure 8, with entry 3 in the paper's index 2 role."""
+    need = CheckFailedError
+    cluster.force_timeout(1)
+    if not cluster.run_until(lambda c: c.leader() == PeerId(1), 50):
+        raise need("setup: n1 did not become leader")
+    cluster.run(3)
+    cluster.partition([1, 2], [3, 4, 5])  # (a) n1 replicates entry i (term 1) to n2 only
+    index = cluster.propose(1, _command(1))
+    cluster.run(4)
+    cluster.crash(1, torn=False)  # (b) n5 wins term 2 with n3, n4; its entry i never leaves it
+    cluster.partition([3, 4, 5], [2])
+    cluster.intercept = lambda m: isinstance(m, AppendEntries) and m.src == PeerId(5)
+    cluster.force_timeout(5)
+    if not cluster.run_until(lambda c: _role(c, 5) is Role.LEADER, 50):
+        raise need("setup: n5 did not become leader")
+    cluster.crash(5, torn=False)
+    cluster.intercept = None
+    cluster.held.clear()
+    cluster.restart(1)  # (c) n1 or n2 (both hold i) wins and copies i to n3: a majority has it
+    cluster.partition([1, 2, 3], [4])
+    leader: list[int] = []
+    cluster.intercept = lambda m: (
+        isinstance(m, AppendEntries)
+        and m.src in (PeerId(1), PeerId(2))
+        and m.dst == PeerId(3)
+        and any(e.index > index for e in m.entries)
+    )
+    cluster.force_timeout(1)
+    if not cluster.run_until(lambda c: c.leader() in (PeerId(1), PeerId(2)), 80):
+        raise need("setup: neither n1 nor n2 became leader again")
+    leader.append(int(cluster.leader() or 0))
+    cluster.run(8)
+    cluster.crash(leader[0], torn=False)  # (d) it fails; n5 can win with n3 and n4
+    cluster.intercept = None
+    cluster.held.clear()
+    cluster.restart(5)
+    cluster.partition([5, 3, 4], [3 - leader[0]])
+    cluster.force_timeout(5)
+    cluster.run_until(lambda c: _role(c, 5) is Role.LEADER, 200)
+    cluster.run(20)
+
+
+def figure_8_scenario(seed: int) -> None:
+    """Raft Figure 8 in the simulator: an old-term entry on a majority is not yet safe.
+
+    Five peers, one entry per message, no pre-vote. The schedule is scripted (holding some
+    AppendEntries back, crashing and restarting peers); the seed only varies timers and
+    ordering. With the right commit rule the leader of step (c) never commits the old-term
+    entry; with the wrong one it commits and applies it, then n5 is elected and overwrites it,
+    which the invariant checker reports (G4 or G3).
+    """
+    config = RaftConfig(id=PeerId(1), pre_vote=False, check_quorum=False, max_entries_per_message=1)
+    transcript = Transcript(heartbeats=False)
+    cluster = SimCluster(
+        peers=5, seed=seed, raft=config, transcript=transcript, checker=RaftInvariants(strict=True)
+    )
+    try:
+        _figure_8_steps(cluster)
+    except CheckFailedError as exc:
+        raise CheckFailedError(
+            str(exc), seed=seed, transcript=transcript.text().rstrip(), size=len(transcript.lines)
+        ) from None
     except AssertionError as exc:  # the strict checker's violation (an AssertionError)
         raise CheckFailedError(
             str(exc), seed=seed, transcript=transcript.text().rstrip(), size=len(transcript.lines)
