@@ -28,7 +28,7 @@ the sorted list until the next write.
 
 import bisect
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -293,6 +293,18 @@ class ShardStore:
         """The logged operations after ``op_num`` (for a replica catching up), or ``None``
         when the WAL no longer reaches back that far."""
         return self.wal.ops_since(op_num)
+
+    def export_batches(self, batch_points: int = 256) -> Iterator[UpsertPoints]:
+        """Every point as upserts of at most ``batch_points``, in id order: what a
+        ``stream_records`` shard transfer sends (the receiver applies them in order).
+        Takes a consistent view: the ids are listed once, points deleted since are skipped."""
+        assert batch_points > 0
+        ids = list(self._sorted_ids()[1])
+        for start in range(0, len(ids), batch_points):
+            chunk = [p for p in ids[start : start + batch_points] if p in self._vectors]
+            if chunk:
+                vectors = np.stack([self._vectors[p] for p in chunk])
+                yield UpsertPoints(tuple(chunk), vectors, tuple(self._payloads[p] for p in chunk))
 
     def snapshot_files(self) -> Files:
         """A fresh checkpoint's files: everything up to :attr:`last_op_num`."""
