@@ -327,7 +327,9 @@ def _follow_logs(cluster: LocalCluster, stop: threading.Event) -> None:
 def cluster_up(peers: int, base_port: int, data_dir: Path, tick_period_ms: int = 100) -> int:
     """Start ``peers`` peers, print the table, stream logs until Ctrl-C or SIGTERM."""
     stop = threading.Event()
+    # Explicit handlers: a launcher started in the background inherits SIGINT as ignored.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     with LocalCluster(data_dir, peers, base_port, tick_period_ms) as cluster:
         fresh = [not (p.storage / "peer.json").exists() for p in cluster.peers]
         for peer, is_fresh in zip(cluster.peers, fresh, strict=True):
@@ -348,9 +350,7 @@ def cluster_up(peers: int, base_port: int, data_dir: Path, tick_period_ms: int =
               "in another terminal shows it live.", flush=True)  # fmt: skip
         follower = threading.Thread(target=_follow_logs, args=(cluster, stop), daemon=True)
         follower.start()
-        with contextlib.suppress(KeyboardInterrupt):
-            while not stop.is_set():
-                stop.wait(0.5)
-        stop.set()
+        while not stop.is_set():
+            stop.wait(0.5)
         print("stopping peers ...", flush=True)
     return 0

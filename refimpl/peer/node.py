@@ -29,7 +29,7 @@ import contextlib
 import datetime
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +64,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("refimpl.peer")
+
+RequestHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 ROLE_NAMES = {
     Role.FOLLOWER: "Follower",
@@ -165,6 +167,8 @@ class Peer:
         self.last_update = _utc_now()
         self.on_peers_changed: Callable[[Mapping[PeerId, str]], None] | None = None
         """Called after a conf change applied (the CLI persists the address book)."""
+        self.request_handlers: dict[str, RequestHandler] = {}
+        """Handlers for further request kinds (the shard requests of :mod:`refimpl.peer.router`)."""
 
     # ----------------------------------------------------------------- views
 
@@ -500,6 +504,9 @@ class Peer:
     async def handle_request(self, body: dict[str, Any], remote_host: str) -> dict[str, Any]:
         """Answer a request from another peer (join, forwarded proposal, removal notice)."""
         kind = body.get("kind")
+        extra = self.request_handlers.get(str(kind))
+        if extra is not None:
+            return await extra(body)
         try:
             if kind == "join":
                 return await self._handle_join(body, remote_host)
@@ -531,7 +538,7 @@ class Peer:
                 raise ProposalError(f"URI {uri} is already used by peer {other}")
         if self.state.peers().get(joiner) != uri:
             change = ConfChange(ConfChangeKind.ADD_LEARNER, joiner, uri.encode())
-            log.info("peer %d: peer %d asks to join as %s", self.id, joiner, uri)
+            log.debug("peer %d: peer %d asks to join as %s", self.id, joiner, uri)
             await self.propose_conf_change(change)
         peers = {str(p): u for p, u in self.addresses().items()}
         return {"ok": True, "uri": uri, "peers": peers}

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,45 @@ def test_bad_config_and_flags_fail_with_a_clear_message(
     assert result.returncode == code, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_standalone_peer_has_no_p2p_and_still_applies_operations(tmp_path: Path) -> None:
+    """cluster.enabled=false: GET /cluster is "disabled", nothing listens on the p2p port."""
+    http_port, p2p_port = free_port(), free_port()
+    env = {**os.environ, "REFIMPL_EXIT_WITH_PARENT": "1",
+           "QDRANT__SERVICE__HOST": "127.0.0.1", "QDRANT__SERVICE__HTTP_PORT": str(http_port),
+           "QDRANT__CLUSTER__P2P__PORT": str(p2p_port),
+           "QDRANT__CLUSTER__CONSENSUS__TICK_PERIOD_MS": str(TICK_MS),
+           "QDRANT__STORAGE__STORAGE_PATH": str(tmp_path / "storage")}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "refimpl.peer.cli", "peer"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{http_port}"
+        cluster = LocalCluster(tmp_path / "unused", peers=1)
+        cluster.wait_until("the REST API", lambda: fetch_status(base) == {"status": "disabled"})
+        cluster.wait_until(
+            "a write through the local Raft",
+            lambda: _put_ok(f"{base}/cluster/metadata/keys/solo", "yes"),
+        )
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.1", p2p_port), timeout=1):
+            pass
+        assert httpx.delete(f"{base}/cluster/peer/1", timeout=5).status_code == 405
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def fetch_status(base: str) -> Any:
+    try:
+        return httpx.get(f"{base}/cluster", timeout=1).json()["result"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+
+
+def _put_ok(url: str, value: Any) -> bool:
+    try:
+        return httpx.put(url, json=value, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
