@@ -69,6 +69,7 @@ class ReplicaEvent(enum.Enum):
 S = ReplicaState
 E = ReplicaEvent
 
+# [transition-table] begin
 TRANSITIONS: Mapping[tuple[ReplicaState | None, ReplicaEvent], ReplicaState] = {
     (None, E.CREATED): S.Initializing,
     (None, E.TRANSFER_STARTED): S.Partial,
@@ -90,6 +91,7 @@ TRANSITIONS: Mapping[tuple[ReplicaState | None, ReplicaEvent], ReplicaState] = {
     (S.Recovery, E.RECOVERY_FAILED): S.Dead,
 }
 """``(state before, event) -> state after``; ``None`` is "no replica yet"."""
+# [transition-table] end
 
 WRITABLE_STATES = frozenset({S.Active, S.Partial, S.Initializing})
 """States that receive point updates (Qdrant: "updatable")."""

@@ -58,17 +58,18 @@ class RingReport:
 
 
 def sample_point_ids(rng: random.Random, count: int) -> list[PointId]:
-    """A seeded mix of large integers, small integers and UUIDs."""
-    ids: list[PointId] = [0, 1, 2**64 - 1, uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)]
+    """``count`` distinct ids, seeded: large integers, small integers and UUIDs, plus the edges."""
+    edges: list[PointId] = [0, 1, 2**64 - 1, uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)]
+    ids: dict[PointId, None] = dict.fromkeys(edges[:count])
     while len(ids) < count:
         kind = rng.randrange(3)
         if kind == 0:
-            ids.append(rng.getrandbits(64))
+            ids[rng.getrandbits(64)] = None
         elif kind == 1:
-            ids.append(rng.randrange(1_000_000))
+            ids[rng.randrange(1_000_000)] = None
         else:
-            ids.append(uuid.UUID(int=rng.getrandbits(128), version=4))
-    return ids[:count]
+            ids[uuid.UUID(int=rng.getrandbits(128), version=4)] = None
+    return list(ids)
 
 
 def _route(ring: ShardRouter, ids: Iterable[PointId]) -> dict[PointId, ShardId]:
