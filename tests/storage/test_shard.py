@@ -333,3 +333,18 @@ def test_export_batches_rebuild_an_equal_shard() -> None:
     assert [(r.id, r.payload) for r in ours] == [(r.id, r.payload) for r in theirs]
     # Cosine vectors are stored normalised; normalising again may move the last bit.
     assert np.allclose([r.vector or () for r in ours], [r.vector or () for r in theirs], atol=1e-7)
+
+
+def test_extreme_ids_survive_wal_and_checkpoint(tmp_path: Path) -> None:
+    """u64 ids up to 2^64 - 1 and UUIDs come back exactly from the WAL and a checkpoint."""
+    ids: tuple[PointId, ...] = (0, 2**53 + 1, 2**64 - 1, uuid.UUID(int=2**128 - 1))
+    config = ShardConfig(DIM)
+    store = ShardStore.open(tmp_path / "x", config)
+    store.apply(UpsertPoints(ids, np.ones((4, DIM), dtype=np.float32), (None,) * 4))
+    from_wal = ShardStore.open(tmp_path / "x", config)
+    assert sorted(from_wal.matching_ids(None), key=id_sort_key) == list(ids)
+    from_wal.checkpoint()
+    from_checkpoint = ShardStore.open(tmp_path / "x", config)
+    assert sorted(from_checkpoint.matching_ids(None), key=id_sort_key) == list(ids)
+    for opened in (store, from_wal, from_checkpoint):
+        opened.close()
