@@ -6,8 +6,15 @@ import contextlib
 
 import pytest
 
-from refimpl.ids import LogIndex
-from refimpl.raft import InstallSnapshot, Message, NotLeader, ProposalDropped
+from refimpl.ids import LogIndex, PeerId
+from refimpl.raft import (
+    ConfChange,
+    ConfChangeKind,
+    InstallSnapshot,
+    Message,
+    NotLeader,
+    ProposalDropped,
+)
 from refimpl.sim import Faults, check_liveness
 from tests.scenarios.support import ET, applied_everywhere, elect, make_cluster, put, seeds
 
@@ -123,3 +130,28 @@ def test_d4_snapshot_persistence_across_whole_cluster_restarts() -> None:
         assert c.run_until(applied_everywhere(new), 2 * ET)
         last = new
     assert c.node(leader).sm.data["d4"] == "after-1"
+
+
+def test_d5_new_node_joins_from_a_compacted_log() -> None:
+    """D5: a joiner is brought up by a snapshot carrying the membership; restarts agree too."""
+    c = make_cluster(4, seed=35, voters=[1, 2, 3], snapshot_every_entries=2)
+    leader = elect(c)
+    for seq in range(10):
+        put(c, leader, "d5", str(seq), seq)
+        c.tick()
+    c.run(ET)
+    assert c.node(leader).disk.first_index() > 3, "the leader compacted its log"
+    index = c.propose_conf_change(leader, ConfChange(ConfChangeKind.ADD_LEARNER, PeerId(4)))
+    assert c.run_until(applied_everywhere(index), 5 * ET)
+    assert c.run_until(lambda c: c.node(4).sm.applied_index >= index, 5 * ET)
+    joiner = c.node(4)
+    assert joiner.last_snapshot_index > 0, "the joiner started from a snapshot"
+    views = {frozenset(n.raft.membership.learners) for n in c.live() if n.raft}
+    assert views == {frozenset({4})}
+    assert joiner.sm.data == c.node(leader).sm.data
+    follower = min(p for p in (1, 2, 3) if p != leader)
+    c.crash(follower)
+    c.restart(follower)  # its view = its snapshot's membership + the committed log suffix
+    assert c.run_until(lambda c: c.node(follower).sm.applied_index >= index, 2 * ET)
+    raft = c.node(follower).raft
+    assert raft is not None and raft.membership.learners == frozenset({4})
