@@ -17,7 +17,7 @@ from refimpl.testing.ring_conformance import check_hash_ring
 EXERCISE = Exercise(
     marker="hash-ring-lookup",
     title="Hash ring lookup: point hash -> shard",
-    book="book/sharding.md (the hash ring)",
+    book="book/hashing.md (The ring)",
 )
 
 HASH_MAX = 2**64 - 1

@@ -20,7 +20,7 @@ from refimpl.sim import Faults, SimOptions
 EXERCISE = Exercise(
     marker="quorum-commit",
     title="The quorum commit index",
-    book="book/raft.md (log replication)",
+    book="book/raft_replication.md (When is an entry committed?)",
 )
 
 

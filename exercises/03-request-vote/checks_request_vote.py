@@ -21,7 +21,7 @@ from refimpl.sim import Faults, SimOptions
 EXERCISE = Exercise(
     marker="request-vote",
     title="RequestVote handling (the vote rule, with the log up-to-date check)",
-    book="book/raft.md (elections)",
+    book="book/raft_election.md (An election, as a transcript)",
 )
 
 

@@ -25,7 +25,7 @@ from refimpl.sim import Faults, SimOptions
 EXERCISE = Exercise(
     marker="append-entries",
     title="AppendEntries: consistency check, conflict truncation, commit index",
-    book="book/raft.md (log replication)",
+    book="book/raft_replication.md (A proposal's journey)",
 )
 
 

@@ -26,7 +26,7 @@ from refimpl.sim import Faults, SimOptions
 EXERCISE = Exercise(
     marker="leader-commit-rule",
     title="The leader's commit rule (current-term entries only, Figure 8)",
-    book="book/raft.md (safety: committing entries from previous terms)",
+    book="book/raft_replication.md (Figure 8, replayed)",
 )
 
 

@@ -17,7 +17,7 @@ from refimpl.replication.states import TRANSITIONS, IllegalTransition, ReplicaEv
 EXERCISE = Exercise(
     marker="replica-transitions",
     title="Replica state transitions (the table)",
-    book="book/replication.md (replica states)",
+    book="book/cluster_state.md (Replica states as a table)",
 )
 
 ALL_STATES: list[ReplicaState | None] = [None, *ReplicaState]

@@ -22,7 +22,7 @@ from refimpl.testing.linearizability import CheckResult, History, KvOp, Operatio
 EXERCISE = Exercise(
     marker="kv_step",
     title="A linearizability check of a small history (the model step)",
-    book="book/testing.md (linearizability)",
+    book="book/raft_replication.md (Clients and linearizability)",
 )
 
 Value = Hashable | None
