@@ -144,9 +144,14 @@ class DiskMedium:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        created = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
+        if created:  # make the new directory's entry durable before anything is acknowledged
+            _fsync_dir(directory.parent)
         self._finish_swap()
         self._log = DiskLogFile(directory / "wal.log")
+        if created:
+            _fsync_dir(directory)
 
     @property
     def log(self) -> DiskLogFile:
