@@ -31,11 +31,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from refimpl.ids import PeerId
+from refimpl.peer.data_plane import DataPlane
 from refimpl.peer.node import NoLeaderError, Peer, ProposalError, ProposalRejectedError
 from refimpl.peer.state import metadata_command
 from refimpl.raft import ConfChange, ConfChangeKind
 
-__all__ = ["QDRANT_VERSION", "ApiContext", "ApiError", "create_app", "error", "ok"]
+__all__ = ["QDRANT_VERSION", "ApiContext", "ApiError", "create_app", "endpoint", "error", "ok"]
 
 QDRANT_VERSION = "1.19.0"
 """The Qdrant version we answer with: the official client warns unless it is within one minor."""
@@ -49,6 +50,8 @@ class ApiContext:
 
     peer: Peer
     cluster_enabled: bool
+    plane: DataPlane | None = None
+    """Collections and points (absent in tests of the cluster endpoints alone)."""
 
 
 class ApiError(Exception):
@@ -78,10 +81,10 @@ def error(
 Handler = Callable[[Request, ApiContext], Awaitable[Any]]
 
 
-def _endpoint(handler: Handler, ctx: ApiContext) -> Callable[[Request], Awaitable[Response]]:
+def endpoint(handler: Handler, ctx: ApiContext) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a handler returning a result into the envelope, mapping errors to 4xx/503."""
 
-    async def endpoint(request: Request) -> Response:
+    async def serve(request: Request) -> Response:
         started = time.perf_counter()
         try:
             result = await handler(request, ctx)
@@ -100,7 +103,7 @@ def _endpoint(handler: Handler, ctx: ApiContext) -> Callable[[Request], Awaitabl
             retry = RETRY_AFTER_S if exc.retryable else None
             return error(status, f"Service unavailable: {exc}", started, retry)
 
-    return endpoint
+    return serve
 
 
 def _rejection(result: Any) -> tuple[int, str] | None:
@@ -222,10 +225,11 @@ def _readyz(ctx: ApiContext) -> Callable[[Request], Awaitable[Response]]:
 
 def create_app(ctx: ApiContext, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The Starlette app serving the cluster API (plus ``extra_routes``)."""
+    from refimpl.api.data import data_routes
     from refimpl.api.openapi import openapi_document
 
     def route(path: str, handler: Handler, method: str) -> Route:
-        return Route(path, _endpoint(handler, ctx), methods=[method])
+        return Route(path, endpoint(handler, ctx), methods=[method])
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document(QDRANT_VERSION))
@@ -242,6 +246,7 @@ def create_app(ctx: ApiContext, extra_routes: Sequence[BaseRoute] = ()) -> Starl
         Route("/livez", _health("livez check passed"), methods=["GET"]),
         Route("/readyz", _readyz(ctx), methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *(data_routes(ctx) if ctx.plane is not None else ()),
         *extra_routes,
     ]
     return Starlette(routes=routes, exception_handlers=_exception_handlers())

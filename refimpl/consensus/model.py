@@ -28,6 +28,7 @@ HNSW_M_MAX = 512
 HNSW_EF_CONSTRUCT_MAX = 100_000
 COLLECTION_NAME_MAX_CHARS = 255
 URI_MAX_CHARS = 2048
+INDEXING_THRESHOLD_KB_MAX = 1 << 30
 
 
 class Distance(enum.Enum):
@@ -70,6 +71,9 @@ class CollectionConfig:
     write_consistency_factor: int = 1
     hnsw_config: HnswConfig = field(default_factory=HnswConfig)
     read_fan_out_factor: int | None = None
+    indexing_threshold_kb: int = 10_000
+    """Qdrant's ``optimizers_config.indexing_threshold``: a shard builds its HNSW graph once its
+    vectors pass this many kilobytes; 0 keeps every shard on exact search."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,8 @@ def config_problems(config: CollectionConfig) -> tuple[str, ...]:
         problems.append(f"hnsw_config.ef_construct must be in [1, {HNSW_EF_CONSTRUCT_MAX}]")
     if config.hnsw_config.full_scan_threshold < 0:
         problems.append("hnsw_config.full_scan_threshold cannot be negative")
+    if not 0 <= config.indexing_threshold_kb <= INDEXING_THRESHOLD_KB_MAX:
+        problems.append(f"indexing_threshold must be in [0, {INDEXING_THRESHOLD_KB_MAX}] kB")
     if config.read_fan_out_factor is not None and config.read_fan_out_factor < 0:
         problems.append("read_fan_out_factor cannot be negative")
     return tuple(problems)
@@ -154,6 +160,7 @@ __all__ = [
     "COLLECTION_NAME_MAX_CHARS",
     "HNSW_EF_CONSTRUCT_MAX",
     "HNSW_M_MAX",
+    "INDEXING_THRESHOLD_KB_MAX",
     "REPLICATION_FACTOR_MAX",
     "SHARD_NUMBER_MAX",
     "URI_MAX_CHARS",

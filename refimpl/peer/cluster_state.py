@@ -19,7 +19,7 @@ committed entry replaces ``cluster`` by the state ``apply`` returns.
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from refimpl.consensus import (
@@ -28,6 +28,8 @@ from refimpl.consensus import (
     ApplyResult,
     ClusterState,
     CodecError,
+    CreateCollection,
+    DeleteCollection,
     Rejected,
     RemovePeer,
     apply,
@@ -60,6 +62,19 @@ class ClusterStateMachine:
     def __init__(self) -> None:
         self.cluster = ClusterState()
         self._metadata: dict[str, Any] = {}
+        self._created = 0
+        self._incarnations: dict[str, int] = {}
+        self.listeners: list[Callable[[], None]] = []
+        """Called after every change (the local shards follow the state this way)."""
+
+    def incarnation(self, name: str) -> int:
+        """How many collections were created before collection ``name`` (0 if unknown): the
+        same on every peer, it tells a collection from an earlier one of the same name."""
+        return self._incarnations.get(name, 0)
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     def apply_command(self, data: bytes) -> Any:
         try:
@@ -73,6 +88,13 @@ class ClusterStateMachine:
         except CodecError as exc:
             return {"error": f"malformed operation: {exc}", "reason": "bad_command", "status": 400}
         self.cluster, result = apply(self.cluster, operation)
+        if isinstance(result, Applied):
+            if isinstance(operation, CreateCollection):
+                self._created += 1
+                self._incarnations[operation.name] = self._created
+            elif isinstance(operation, DeleteCollection):
+                self._incarnations.pop(operation.name, None)
+            self._changed()
         return result_json(result)
 
     def _set_metadata(self, raw: dict[str, Any]) -> Any:
@@ -94,9 +116,11 @@ class ClusterStateMachine:
 
     def add_peer(self, peer: PeerId, uri: str) -> None:
         self.cluster, _ = apply(self.cluster, AddPeer(peer, uri))
+        self._changed()
 
     def remove_peer(self, peer: PeerId) -> None:
         self.cluster, _ = apply(self.cluster, RemovePeer(peer, force=True))
+        self._changed()
 
     def peers(self) -> Mapping[PeerId, str]:
         return {peer: info.uri for peer, info in self.cluster.peers.items()}
@@ -108,13 +132,22 @@ class ClusterStateMachine:
         return dict(self._metadata)
 
     def to_bytes(self) -> bytes:
-        body = {"cluster": encode_state(self.cluster).decode(), "metadata": self._metadata}
+        body = {
+            "cluster": encode_state(self.cluster).decode(),
+            "metadata": self._metadata,
+            "collections_created": self._created,
+            "incarnations": self._incarnations,
+        }
         return json.dumps(body, sort_keys=True).encode()
 
     def load_bytes(self, data: bytes) -> None:
         if not data:
             self.cluster, self._metadata = ClusterState(), {}
-            return
-        body = json.loads(data)
-        self.cluster = decode_state(body["cluster"].encode())
-        self._metadata = dict(body["metadata"])
+            self._created, self._incarnations = 0, {}
+        else:
+            body = json.loads(data)
+            self.cluster = decode_state(body["cluster"].encode())
+            self._metadata = dict(body["metadata"])
+            self._created = int(body.get("collections_created", 0))
+            self._incarnations = {str(k): int(v) for k, v in body.get("incarnations", {}).items()}
+        self._changed()

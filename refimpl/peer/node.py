@@ -403,6 +403,15 @@ class Peer:
         self._wake()
 
     def _promote_caught_up_learner(self) -> None:
+        """Leader only: propose PROMOTE_VOTER for one learner that has caught up.
+
+        As Qdrant's ``try_promote_learner``: only when the leader's own log is fully committed
+        (``commit_index == storage.last_index()``), pick the learner with the smallest id whose
+        match index (``node.progress()[learner][0]``) has reached the commit index, and propose
+        its promotion with ``node.propose_conf_change``. If the core refuses (``NotLeader``, or
+        ``ProposalDropped`` because another conf change is pending) do nothing: the next tick
+        tries again. Promote at most one learner per call, and ``_wake()`` after proposing.
+        """
         # [exercise: promote_learner] begin
         node = self.node
         learners = node.membership.learners
@@ -535,7 +544,16 @@ class Peer:
         joiner = PeerId(peer_id)
         for other, other_uri in self.state.peers().items():
             if other_uri == uri and other != joiner:
-                raise ProposalError(f"URI {uri} is already used by peer {other}")
+                # As Qdrant: a peer that came back with wiped storage has a new id at the old
+                # address; the old id is removed first unless it still holds replicas.
+                if self.state.peer_has_shards(other):
+                    raise ProposalRejectedError(
+                        f"peer URI {uri} is already used by peer {other}, which still has shards"
+                    )
+                log.info(
+                    "peer %d: removing peer %d, whose URI %s a new peer reuses", self.id, other, uri
+                )
+                await self.propose_conf_change(ConfChange(ConfChangeKind.REMOVE_PEER, other))
         if self.state.peers().get(joiner) != uri:
             change = ConfChange(ConfChangeKind.ADD_LEARNER, joiner, uri.encode())
             log.debug("peer %d: peer %d asks to join as %s", self.id, joiner, uri)

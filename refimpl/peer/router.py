@@ -29,13 +29,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import trio
 
 from refimpl.consensus import (
-    ClusterState,
     CollectionState,
     SetReplicaState,
     encode_operation,
@@ -49,7 +48,7 @@ from refimpl.peer.shard_wire import (
     decode_update,
     encode_update,
 )
-from refimpl.peer.shards import LocalShard, LocalShards
+from refimpl.peer.shards import ClusterView, LocalShard, LocalShards
 from refimpl.peer.transport import TransportError
 from refimpl.points import (
     BadRequest,
@@ -90,15 +89,6 @@ log = logging.getLogger("refimpl.peer.router")
 T = TypeVar("T")
 SHARD_REQUEST_TIMEOUT_S = 30.0
 _HIGHER_IS_BETTER = {"Cosine": True, "Dot": True, "Euclid": False, "Manhattan": False}
-
-
-class ClusterView(Protocol):
-    """The applied cluster state, and each collection's incarnation number."""
-
-    @property
-    def cluster(self) -> ClusterState: ...
-
-    def incarnation(self, name: str) -> int: ...
 
 
 class CollectionNotFoundError(BadRequest):

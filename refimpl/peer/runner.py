@@ -39,8 +39,10 @@ from refimpl.api.app import ApiContext, create_app
 from refimpl.config import Settings
 from refimpl.ids import PeerId
 from refimpl.peer.cluster_state import ClusterStateMachine
+from refimpl.peer.data_plane import DataPlane, attach_shards
 from refimpl.peer.identity import Identity, load_identity, new_peer_id, save_identity
 from refimpl.peer.node import Peer, PeerOptions
+from refimpl.peer.shards import LocalShards
 from refimpl.peer.tcp import TcpTransport
 from refimpl.peer.transport import FailureCounter, SendFailure, TransportError
 from refimpl.raft import FileStorage, Membership, Message, StorageError
@@ -194,7 +196,11 @@ async def _run_with_identity(
         consensus.tick_period_ms / 1000,
         compact_log_entries=consensus.compact_wal_entries,
     )
-    peer = Peer(options, storage, ClusterStateMachine(), transport, rng, known_peers=identity.peers)
+    machine = ClusterStateMachine()
+    shards = attach_shards(identity.peer_id, machine, storage_path)
+    nursery.start_soon(_close_shards_on_exit, shards)
+    peer = Peer(options, storage, machine, transport, rng, known_peers=identity.peers)
+    plane = DataPlane.build(peer, machine, shards)
 
     def persist_peers(peers: Any) -> None:
         save_identity(storage_path, identity.with_peers(dict(peers)))
@@ -202,7 +208,8 @@ async def _run_with_identity(
     peer.on_peers_changed = persist_peers
     slot.peer = peer
     await nursery.start(peer.run)
-    await _serve_http(nursery, settings, ApiContext(peer, settings.cluster.enabled))
+    nursery.start_soon(plane.run)
+    await _serve_http(nursery, settings, ApiContext(peer, settings.cluster.enabled, plane))
     log.info(
         "peer %d: REST API on http://%s:%d",
         peer.id,
@@ -222,6 +229,13 @@ def _open_storage(storage_path: Path, identity: Identity, genesis: bool) -> File
     save_identity(storage_path, identity)
     log.info("peer %d: first peer of a new cluster at %s", identity.peer_id, identity.uri)
     return storage
+
+
+async def _close_shards_on_exit(shards: LocalShards) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        shards.close()
 
 
 async def _close_on_exit(storage: FileStorage) -> None:

@@ -25,10 +25,10 @@ to a task that first takes the store's lock.
 
 import logging
 import shutil
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import trio
 
@@ -39,7 +39,7 @@ from refimpl.peer.node import ProposalError
 from refimpl.replication import ReplicaEvent, ReplicaState
 from refimpl.storage import MemoryMedium, ShardConfig, ShardStore
 
-__all__ = ["LocalShard", "LocalShards", "shard_config"]
+__all__ = ["ClusterView", "LocalShard", "LocalShards", "shard_config"]
 
 log = logging.getLogger("refimpl.peer.shards")
 
@@ -81,6 +81,15 @@ class LocalShard:
 Key = tuple[str, ShardId]
 
 
+class ClusterView(Protocol):
+    """The applied cluster state, and each collection's incarnation number."""
+
+    @property
+    def cluster(self) -> ClusterState: ...
+
+    def incarnation(self, name: str) -> int: ...
+
+
 class LocalShards:
     """The stores of the replicas placed on ``peer_id``; on disk under ``root``, or in memory
     when ``root`` is None (the peer simulation)."""
@@ -90,7 +99,6 @@ class LocalShards:
         self.root = root
         self._shards: dict[Key, LocalShard] = {}
         self._state = ClusterState()
-        self._incarnations: Mapping[str, int] = {}
         self._changed = trio.Event()
         self._closing: list[LocalShard] = []
 
@@ -112,13 +120,14 @@ class LocalShards:
 
     # -------------------------------------------------------------- reconcile
 
-    def reconcile(self, state: ClusterState, incarnations: Mapping[str, int]) -> None:
-        """Make the local stores match ``state`` (see the module rules)."""
+    def reconcile(self, view: "ClusterView") -> None:
+        """Make the local stores match the applied state (see the module rules)."""
+        state = view.cluster
         wanted: dict[Key, int] = {}
         for name, coll in state.collections.items():
             for shard_id, replicas in coll.replicas.items():
                 if self.peer_id in replicas:
-                    wanted[(name, shard_id)] = incarnations.get(name, 0)
+                    wanted[(name, shard_id)] = view.incarnation(name)
         for key, shard in list(self._shards.items()):
             if wanted.get(key) != shard.incarnation:
                 del self._shards[key]
@@ -126,7 +135,7 @@ class LocalShards:
         for key, incarnation in wanted.items():
             if key not in self._shards:
                 self._open(key, incarnation, state)
-        self._state, self._incarnations = state, dict(incarnations)
+        self._state = state
         self._changed.set()
 
     def _open(self, key: Key, incarnation: int, state: ClusterState) -> None:

@@ -1,0 +1,210 @@
+"""REST routes for collections and points, in Qdrant's shapes (what ``qdrant-client`` calls).
+
+Rules:
+
+* Routes: ``GET /collections``; ``PUT|PATCH|GET|DELETE /collections/{name}``;
+  ``GET /collections/{name}/exists``; ``GET /collections/{name}/cluster``;
+  ``PUT /collections/{name}/points`` (upsert); ``POST /collections/{name}/points`` (retrieve);
+  ``POST …/points/delete|count|scroll|query|query/batch|search``.
+* Query parameters: ``wait`` (``true``/``false``, default false as in Qdrant), ``timeout``
+  (seconds); ``ordering`` and ``consistency`` are checked and accepted (every write is sent to
+  every replica; reads ask one Active replica per shard).
+* Bodies are JSON of at most :data:`BODY_BYTES_MAX` bytes; anything else is a 4xx envelope
+  whose message says what to fix. Bad input is found before any shard is touched.
+* ``POST …/points/search`` is the legacy search call: it is answered as a query with
+  ``{"vector": …}`` renamed to ``query``, returning a bare list of scored points.
+
+Theory of operation: each handler decodes the body, calls the peer's data plane
+(:mod:`refimpl.peer.data_plane`) and returns the ``result``; :func:`refimpl.api.app.endpoint`
+puts it in the envelope and maps errors to status codes.
+"""
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Route
+
+from refimpl.api.app import ApiContext, ApiError, endpoint
+from refimpl.peer.data_plane import DataPlane
+from refimpl.peer.router import ShardUnavailableError
+from refimpl.points import BadRequest
+
+__all__ = ["BODY_BYTES_MAX", "data_routes"]
+
+BODY_BYTES_MAX = 64 * 1024 * 1024
+"""Largest request body (Qdrant's ``service.max_request_size_mb`` is 32 by default)."""
+DEFAULT_TIMEOUT_S = 30.0
+_CONSISTENCY = ("majority", "quorum", "all")
+_ORDERING = ("weak", "medium", "strong")
+
+Call = Callable[[Request, DataPlane], Awaitable[Any]]
+
+
+def _plane(ctx: ApiContext) -> DataPlane:
+    assert ctx.plane is not None, "data routes are only built with a data plane"
+    return ctx.plane
+
+
+async def _body(request: Request) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > BODY_BYTES_MAX:
+        raise ApiError(413, f"Bad request: body of {declared} bytes is over {BODY_BYTES_MAX}")
+    raw = await request.body()
+    if len(raw) > BODY_BYTES_MAX:
+        raise ApiError(413, f"Bad request: body of {len(raw)} bytes is over {BODY_BYTES_MAX}")
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"Json deserialize error: body is not valid JSON: {exc}") from None
+
+
+def _flag(request: Request, name: str, default: bool) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw.lower() not in ("true", "false"):
+        raise ApiError(400, f"Bad request: query parameter `{name}` must be true or false")
+    return raw.lower() == "true"
+
+
+def _timeout(request: Request) -> float:
+    raw = request.query_params.get("timeout")
+    if raw is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApiError(400, f"Bad request: `timeout` must be seconds, got {raw!r}") from None
+    if not 0 < value <= 3600:
+        raise ApiError(400, "Bad request: `timeout` must be in (0, 3600] seconds")
+    return value
+
+
+def _check_read_params(request: Request) -> None:
+    raw = request.query_params.get("consistency")
+    if raw is not None and raw not in _CONSISTENCY and not (raw.isdigit() and int(raw) > 0):
+        raise ApiError(
+            400, "Bad request: `consistency` must be a positive integer, majority, quorum or all"
+        )
+    ordering = request.query_params.get("ordering")
+    if ordering is not None and ordering not in _ORDERING:
+        raise ApiError(400, "Bad request: `ordering` must be weak, medium or strong")
+
+
+def _wrap(call: Call) -> Callable[[Request, ApiContext], Awaitable[Any]]:
+    async def handler(request: Request, ctx: ApiContext) -> Any:
+        try:
+            _check_read_params(request)
+            return await call(request, _plane(ctx))
+        except BadRequest as exc:
+            raise ApiError(exc.status_code, str(exc)) from None
+        except ShardUnavailableError as exc:
+            raise ApiError(exc.status_code, exc.message) from None
+
+    return handler
+
+
+def _name(request: Request) -> str:
+    return str(request.path_params["name"])
+
+
+# --------------------------------------------------------------- collections
+
+
+async def list_collections(request: Request, plane: DataPlane) -> Any:
+    return {"collections": [{"name": n} for n in plane.collections.names()]}
+
+
+async def create_collection(request: Request, plane: DataPlane) -> Any:
+    body = await _body(request)
+    return await plane.collections.create(_name(request), body, _timeout(request))
+
+
+async def update_collection(request: Request, plane: DataPlane) -> Any:
+    body = await _body(request)
+    return await plane.collections.update(_name(request), body, _timeout(request))
+
+
+async def get_collection(request: Request, plane: DataPlane) -> Any:
+    return await plane.collections.info(_name(request))
+
+
+async def delete_collection(request: Request, plane: DataPlane) -> Any:
+    return await plane.collections.delete(_name(request), _timeout(request))
+
+
+async def collection_exists(request: Request, plane: DataPlane) -> Any:
+    return {"exists": _name(request) in plane.collections.names()}
+
+
+async def collection_cluster(request: Request, plane: DataPlane) -> Any:
+    return plane.collections.cluster_info(_name(request))
+
+
+# -------------------------------------------------------------------- points
+
+
+async def upsert_points(request: Request, plane: DataPlane) -> Any:
+    body = await _body(request)
+    return await plane.router.upsert(_name(request), body, _flag(request, "wait", False))
+
+
+async def delete_points(request: Request, plane: DataPlane) -> Any:
+    body = await _body(request)
+    return await plane.router.delete(_name(request), body, _flag(request, "wait", False))
+
+
+async def retrieve_points(request: Request, plane: DataPlane) -> Any:
+    return await plane.router.retrieve(_name(request), await _body(request))
+
+
+async def count_points(request: Request, plane: DataPlane) -> Any:
+    return await plane.router.count(_name(request), await _body(request))
+
+
+async def scroll_points(request: Request, plane: DataPlane) -> Any:
+    return await plane.router.scroll(_name(request), await _body(request))
+
+
+async def query_points(request: Request, plane: DataPlane) -> Any:
+    return await plane.router.query(_name(request), await _body(request))
+
+
+async def query_batch(request: Request, plane: DataPlane) -> Any:
+    return await plane.router.query_batch(_name(request), await _body(request))
+
+
+async def search_points(request: Request, plane: DataPlane) -> Any:
+    """The legacy ``/points/search``: ``vector`` instead of ``query``, a bare list back."""
+    body = await _body(request)
+    if not isinstance(body, dict) or "vector" not in body:
+        raise ApiError(400, "Json deserialize error: missing field `vector`")
+    rest = {k: v for k, v in body.items() if k != "vector"}
+    answer = await plane.router.query(_name(request), {**rest, "query": body["vector"]})
+    return answer["points"]
+
+
+def data_routes(ctx: ApiContext) -> list[BaseRoute]:
+    """The collection and points routes, bound to ``ctx``'s data plane."""
+    table: list[tuple[str, Call, str]] = [
+        ("/collections", list_collections, "GET"),
+        ("/collections/{name}", create_collection, "PUT"),
+        ("/collections/{name}", update_collection, "PATCH"),
+        ("/collections/{name}", get_collection, "GET"),
+        ("/collections/{name}", delete_collection, "DELETE"),
+        ("/collections/{name}/exists", collection_exists, "GET"),
+        ("/collections/{name}/cluster", collection_cluster, "GET"),
+        ("/collections/{name}/points", upsert_points, "PUT"),
+        ("/collections/{name}/points", retrieve_points, "POST"),
+        ("/collections/{name}/points/delete", delete_points, "POST"),
+        ("/collections/{name}/points/count", count_points, "POST"),
+        ("/collections/{name}/points/scroll", scroll_points, "POST"),
+        ("/collections/{name}/points/query", query_points, "POST"),
+        ("/collections/{name}/points/query/batch", query_batch, "POST"),
+        ("/collections/{name}/points/search", search_points, "POST"),
+    ]
+    return [Route(path, endpoint(_wrap(call), ctx), methods=[m]) for path, call, m in table]

@@ -1,0 +1,58 @@
+"""The data plane of one peer: its local shards, the points router and the collections service,
+wired to the peer's consensus.
+
+Rules:
+
+* Build it *before* the :class:`refimpl.peer.node.Peer`: :func:`attach_shards` makes the local
+  shards follow every change of the cluster state from the very first applied entry (or the
+  snapshot the peer loads at start), so a restarted peer reopens every shard it holds.
+* :meth:`DataPlane.run` must run in the peer's nursery: it proposes the activation of new
+  replicas and finishes deferred shard deletions.
+* The two shard request kinds of the p2p protocol (``shard_update``, ``shard_read``) are
+  answered by the router.
+
+Theory of operation: plain wiring, shared by the process runner and the peer simulation.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from refimpl.ids import PeerId
+from refimpl.peer.cluster_state import ClusterStateMachine
+from refimpl.peer.collections import Collections
+from refimpl.peer.node import Peer
+from refimpl.peer.router import Router
+from refimpl.peer.shards import LocalShards
+
+__all__ = ["DataPlane", "attach_shards"]
+
+
+def attach_shards(peer_id: PeerId, machine: ClusterStateMachine, root: Path | None) -> LocalShards:
+    """Local shards (under ``root``, or in memory) that follow ``machine``'s state."""
+    shards = LocalShards(peer_id, root)
+    machine.listeners.append(lambda: shards.reconcile(machine))
+    shards.reconcile(machine)
+    return shards
+
+
+@dataclass(slots=True)
+class DataPlane:
+    """Shards, router and collections of one peer."""
+
+    peer: Peer
+    shards: LocalShards
+    router: Router
+    collections: Collections
+
+    @classmethod
+    def build(cls, peer: Peer, machine: ClusterStateMachine, shards: LocalShards) -> "DataPlane":
+        """Wire the router and collections to ``peer`` and register the shard requests."""
+        router = Router(peer, machine, shards)
+        collections = Collections(peer, machine, shards, router)
+        peer.request_handlers["shard_update"] = router.handle_request
+        peer.request_handlers["shard_read"] = router.handle_request
+        return cls(peer, shards, router, collections)
+
+    async def run(self) -> None:
+        """Background work: replica activation and deferred shard deletion."""
+        await self.shards.run_activator(self.peer.propose)
