@@ -39,7 +39,13 @@ quorum has been silent for an election timeout, and makes followers that heard
 from a live leader within the election timeout ignore vote requests (the leader
 lease that stops a half-connected peer from deposing a healthy leader).
 The leader tracks each follower with a :class:`~refimpl.raft.progress.Progress`
-(probe / replicate / snapshot, bounded inflight messages).
+(probe / replicate / snapshot, bounded inflight messages). Proposals are only
+appended to the log; the AppendEntries carrying them are built when the driver
+asks for the next Ready, so proposals made in between travel together.
+Heartbeats are empty AppendEntries: to a probing follower they ask about its
+``match`` (which surely matches, so the answer -- at least the follower's commit
+index -- tells the leader where to resume); to a replicating one about
+``next - 1`` (a lost tail message shows up as a rejection).
 
 Contract deviations and additions (see ``/tmp/raft-contract.md``):
 

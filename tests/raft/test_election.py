@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from refimpl.ids import LogIndex, PeerId, Term
 from refimpl.raft import (
     AppendEntriesResponse,
     Membership,
     MemoryStorage,
+    NotLeader,
     RaftConfig,
     RaftNode,
     RequestVote,
@@ -94,6 +97,8 @@ def test_check_quorum_leader_steps_down_when_isolated() -> None:
     pump.isolate(leader)
     pump.tick(20)
     assert pump.nodes[leader].role is Role.FOLLOWER
+    with pytest.raises(NotLeader):
+        pump.nodes[leader].propose(b"too late")  # a definite "not leader" answer
 
 
 def test_leader_without_check_quorum_stays_leader_when_isolated() -> None:

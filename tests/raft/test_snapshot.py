@@ -141,3 +141,19 @@ def test_restart_resumes_from_snapshot_index() -> None:
     assert node.term == pump.storages[leader].hard_state().term
     assert node.log_entries(LogIndex(0), LogIndex(999))[0].index == snap.meta.last_index + 1
     assert Term(0) < node.last_log_term
+
+
+def test_compaction_due_after_threshold_applied_entries() -> None:
+    """snapshot_threshold_entries tells the driver when to compact (0 = never)."""
+    pump = Pump.create(1, snapshot_threshold_entries=5)
+    leader = pump.elect()
+    node = pump.nodes[leader]
+    due = [node.compaction_due]
+    for k in range(5):
+        node.propose(bytes([k]))
+    pump.tick(2)
+    due.append(node.compaction_due)
+    pump.compact(leader)
+    due.append(node.compaction_due)
+    assert due == [False, True, False]
+    assert not Pump.create(1).nodes[P(1)].compaction_due
