@@ -12,9 +12,11 @@ Rules:
 * Upserting an existing id inserts a new element and marks the old one deleted; deleting
   marks the element deleted. Deleted elements stay in the graph and keep routing searches
   (so the graph never splits), but are never returned.
-* A filtered search walks the whole graph and keeps only allowed points; when the beam found
-  fewer than ``k`` of them it retries with a doubled ``ef``, and finally scans the allowed
-  points exactly, so it returns ``k`` points whenever at least ``k`` are allowed.
+* A filtered search walks the whole graph and keeps only allowed points. Its beam is widened
+  to ``k / selectivity`` so that it holds about ``k`` allowed points; a beam wider than a
+  quarter of the rows is not worth it and the allowed points are scanned instead. When the
+  beam still found fewer than ``k`` allowed points, ``ef`` doubles, and finally the allowed
+  points are scanned, so the search returns ``k`` points whenever at least ``k`` are allowed.
 
 Theory of operation. Each layer is a fixed-width ``int32`` adjacency array (``-1`` padded), so
 a neighbour block is one slice and its distances one numpy call. One query at a time runs
@@ -64,7 +66,7 @@ from refimpl.index.store import VectorStore
 ProgressCallback = Callable[[int], None]
 """Called with the number of elements just inserted (e.g. ``tqdm.update``)."""
 
-_WORK_BUDGET = 1 << 24
+_WORK_BUDGET = 1 << 26
 """Elements of the biggest temporary (a visited mask or a pair-distance block) per chunk."""
 
 
@@ -245,7 +247,7 @@ class HnswIndex:
         batch, write them, and add the reverse links."""
         width = self._width(layer)
         vectors, sq = self.store.vectors[rows], self.store.sq_norms[rows]
-        near = min(len(rows) - 1, width)
+        near = min(len(rows) - 1, width // 2)  # half the list: enough to knit a batch together
         if near > 0:
             batch = many_to_many(self.distance, vectors, vectors, sq)
             np.fill_diagonal(batch, np.inf)
@@ -290,14 +292,19 @@ class HnswIndex:
         simple = np.repeat(fits, counts)
         adjacency[targets[simple], degree[targets[simple]] + rank[simple]] = sources[simple]
         degree[unique[fits]] += counts[fits].astype(np.int32)
-        full = unique[~fits]
-        if full.size == 0:
-            return
-        incoming = np.full((len(full), int(counts[~fits].max())), -1, dtype=np.int64)
-        crowded = ~simple
-        incoming[np.searchsorted(full, targets[crowded]), rank[crowded]] = sources[crowded]
-        pool = np.concatenate([adjacency[full].astype(np.int64), incoming], axis=1)
-        self._shrink(layer, full, pool)
+        full, full_counts, full_first = unique[~fits], counts[~fits], first[~fits]
+        # Group the overflowing lists by how many links arrive (1, 2, 3-4, 5-8, ...), so
+        # each group's pair-distance blocks are only as wide as that group needs.
+        groups = np.ceil(np.log2(full_counts)).astype(np.int64)
+        for group in np.unique(groups):
+            chosen = np.flatnonzero(groups == group)
+            slots = np.arange(1 << int(group))
+            arriving = full_first[chosen][:, None] + slots
+            present = slots < full_counts[chosen][:, None]
+            incoming = np.full(arriving.shape, -1, dtype=np.int64)
+            incoming[present] = sources[arriving[present]]
+            pool = np.concatenate([adjacency[full[chosen]].astype(np.int64), incoming], axis=1)
+            self._shrink(layer, full[chosen], pool)
 
     def _shrink(self, layer: int, targets: IdArray, pool: IdArray) -> None:
         """Rebuild the neighbour lists of ``targets`` from the candidate ``pool`` rows."""
@@ -376,7 +383,9 @@ class HnswIndex:
         beam = max(k, self.config.ef_construct if ef is None else check_k(ef, "ef"))
         rows = None if allowed is None else self.store.live_rows(allowed)
         count = len(self.store) if rows is None else len(rows)
-        if exact or self.entry_point < 0 or self._small(count):
+        if rows is not None and count:  # a beam this wide holds about k allowed points
+            beam = max(beam, -(-k * len(self.store) // count))
+        if exact or self.entry_point < 0 or self.uses_full_scan(count) or beam > self._widest():
             found, dists = exact_search(self.store, queries, k, rows)
             return [to_hits(self.store, r, d) for r, d in zip(found, dists, strict=True)]
         mask = self.store.admissible_mask(allowed)
@@ -396,8 +405,9 @@ class HnswIndex:
             answers.append(to_hits(self.store, hit_rows, hit_dists))
         return answers
 
-    def _small(self, count: int) -> bool:
-        """Below Qdrant's ``full_scan_threshold`` (kilobytes of vectors): scan instead."""
+    def uses_full_scan(self, count: int) -> bool:
+        """True when ``count`` candidate points take less than ``full_scan_threshold_kb``
+        kilobytes of vectors: Qdrant's planner then scans instead of searching the graph."""
         return count * self.dim * 4 < self.config.full_scan_threshold_kb * 1024
 
     def _widen(
@@ -410,7 +420,7 @@ class HnswIndex:
     ) -> tuple[IdArray, FloatArray]:
         """Too few allowed points in the beam: double ``ef`` while that is cheaper than a
         scan, then scan the allowed points exactly."""
-        while ef < self.store.n_rows // 4:
+        while ef < self._widest():
             ef *= 2
             found, dists = self._graph_search(query, ef)
             keep = mask[found]
@@ -419,11 +429,19 @@ class HnswIndex:
         found, dists = exact_search(self.store, query[None, :], k, rows)
         return found[0], dists[0]
 
+    def _widest(self) -> int:
+        """The widest beam worth searching: past a quarter of the rows a scan is cheaper."""
+        return max(self.config.ef_construct, self.store.n_rows // 4)
+
     def _graph_search(self, query: FloatArray, ef: int) -> tuple[IdArray, FloatArray]:
         """One query: the paper's descent and beam search, with heaps."""
         vectors, sq, distance = self.store.vectors, self.store.sq_norms, self.store.distance
+        negated = -query
 
         def distances_to(rows: IdArray) -> FloatArray:
+            if distance.higher_is_better:  # the hot path: one gather, one product
+                dots: FloatArray = vectors[rows] @ negated
+                return dots
             return one_to_many(distance, query, vectors[rows], sq[rows])
 
         return search_layers(distances_to, self.layers[: self.top_level + 1], self.entry_point, ef)
