@@ -16,6 +16,7 @@ classes, and an operation is wrapped as ``{"v": 1, "type": <class name>, "op": {
 
 import dataclasses
 import enum
+import functools
 import json
 import types
 import typing
@@ -82,6 +83,8 @@ def from_json_value(tp: Any, data: object) -> Any:
             _key_from_json(key_type, k): from_json_value(value_type, v)
             for k, v in _expect(dict, data).items()
         }
+    if tp is float and isinstance(data, int) and not isinstance(data, bool):
+        return float(data)  # JSON writes 1.0 as 1 in some encoders
     if tp in (str, bool, float):
         return _expect(tp, data)
     if tp is int:
@@ -112,7 +115,7 @@ def _from_dataclass(tp: type, data: object) -> Any:
     unknown = set(raw) - set(fields)
     if unknown:
         raise CodecError(f"{tp.__name__} has no field {sorted(unknown)[0]!r}")
-    hints = typing.get_type_hints(tp)
+    hints = _type_hints(tp)
     kwargs = {}
     for name, f in fields.items():
         if name in raw:
@@ -120,6 +123,12 @@ def _from_dataclass(tp: type, data: object) -> Any:
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise CodecError(f"{tp.__name__} is missing field {name!r}")
     return tp(**kwargs)
+
+
+@functools.cache
+def _type_hints(tp: type) -> dict[str, Any]:
+    # Resolving annotations is slow and the answer never changes for a class.
+    return typing.get_type_hints(tp)
 
 
 def _key_from_json(tp: Any, key: str) -> Any:
