@@ -53,6 +53,7 @@ from refimpl.points import (
     evaluate,
     id_sort_key,
     id_to_json,
+    parse_point_id,
 )
 from refimpl.points.errors import point_not_found, wrong_input
 from refimpl.points.requests import with_query_vector
@@ -183,6 +184,11 @@ class ShardStore:
 
     def validate(self, op: UpdateOperation) -> UpsertPoints | DeletePoints:
         """The operation to log, or :class:`BadRequest`; a filter becomes the ids it hits."""
+        if not isinstance(op, DeleteByFilter):
+            for point_id in op.ids:  # ops from a peer were parsed there; check again here
+                raw: object = point_id
+                if isinstance(raw, str) or parse_point_id(raw) != raw:
+                    raise wrong_input(f"point id {point_id!r} is not normalised")
         match op:
             case UpsertPoints():
                 shape = op.vectors.shape

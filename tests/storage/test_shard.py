@@ -348,3 +348,12 @@ def test_extreme_ids_survive_wal_and_checkpoint(tmp_path: Path) -> None:
     assert sorted(from_checkpoint.matching_ids(None), key=id_sort_key) == list(ids)
     for opened in (store, from_wal, from_checkpoint):
         opened.close()
+
+
+def test_ops_with_invalid_ids_are_refused_before_logging() -> None:
+    """An operation built without parsing (e.g. from another peer) is checked again."""
+    store = ShardStore.in_memory(ShardConfig(DIM))
+    for bad in ((-1,), (2**64,), ("7",), (True,)):
+        with pytest.raises(BadRequest, match=r"Unable to parse point id|not normalised"):
+            store.apply(DeletePoints(bad))  # type: ignore[arg-type]
+    assert (store.last_op_num, store.medium.log.size()) == (0, 0)
