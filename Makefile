@@ -49,6 +49,7 @@ test: lint typecheck book-build ## every check: ruff, mypy --strict, the book, t
 	$(BIN)/python -m pytest -q tests
 
 bench: setup
+	$(PY) -m pip install --quiet -c requirements.lock -r requirements-bench.lock
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 soak: setup
