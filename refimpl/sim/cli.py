@@ -5,8 +5,10 @@ Rules:
 * ``refimpl sim --seed S --peers N --ticks T [fault flags]`` runs one simulation and prints a
   summary (leaders per term, commits, violations); it exits 1 on any violation and prints the
   exact command that replays the run;
-* ``refimpl sim soak --seeds N [--first-seed S]`` runs N seeds with every fault on (network and
-  disk) and prints the number of failing seeds and a replay command for each; exit 1 if any;
+* ``refimpl sim soak --seeds N [--first-seed S] [--jobs J]`` runs N seeds with every fault on
+  (network and disk; 3 or 5 peers, snapshots on for every third seed) and prints the number of
+  failing seeds and a replay command for each; exit 1 if any;
+* ``--transcript`` prints the run's every event before the summary (for reading a replay);
 * the handlers return the exit code instead of calling ``sys.exit``, so tests call them
   directly.
 """
@@ -14,13 +16,15 @@ Rules:
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import time
 from collections.abc import Callable
 
 from refimpl.sim.faults import Faults
 from refimpl.sim.runner import SimOptions, SimReport, run_simulation
+from refimpl.sim.transcript import Transcript
 
-__all__ = ["add_subcommand", "handle_sim", "run_soak"]
+__all__ = ["add_subcommand", "format_report", "handle_sim", "run_soak", "soak_options"]
 
 Print = Callable[[str], None]
 
@@ -45,6 +49,8 @@ def add_subcommand(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("--no-prevote", action="store_true")
     parser.add_argument("--no-checkquorum", action="store_true")
     parser.add_argument("--snapshot-every", type=int, default=0)
+    parser.add_argument("--transcript", action="store_true", help="print every event first")
+    parser.add_argument("--jobs", type=int, default=1, help="soak: worker processes")
     parser.set_defaults(handler=handle_sim)
 
 
@@ -90,23 +96,58 @@ def format_report(report: SimReport) -> list[str]:
 def handle_sim(args: argparse.Namespace, out: Print = print) -> int:
     """Entry point of ``refimpl sim``; returns the process exit code."""
     if args.mode == "soak":
-        return run_soak(args.seeds, args.first_seed, _options(args, 5, 600), out)
-    report = run_simulation(args.seed, _options(args, 3, 1000), _faults(args))
+        fixed = _options(args, 5, 400) if args.peers or args.snapshot_every else None
+        ticks = args.ticks or 400
+        return run_soak(args.seeds, args.first_seed, fixed, out, jobs=args.jobs, ticks=ticks)
+    transcript = Transcript(heartbeats=True) if args.transcript else None
+    report = run_simulation(args.seed, _options(args, 3, 1000), _faults(args), transcript)
+    if transcript is not None:
+        for line in transcript.lines:
+            out(line)
     for line in format_report(report):
         out(line)
     return 0 if report.ok else 1
 
 
-def run_soak(seeds: int, first_seed: int, options: SimOptions, out: Print = print) -> int:
-    """Run ``seeds`` seeds with every fault on; print failures with replay commands."""
-    faults = Faults.everything()
+def soak_options(seed: int, ticks: int = 400) -> SimOptions:
+    """The soak's per-seed variety: 3 or 5 peers, snapshots on or off (PreVote/CheckQuorum on)."""
+    return SimOptions(
+        peers=3 if seed % 2 else 5,
+        ticks=ticks,
+        snapshot_every_entries=10 if seed % 3 == 0 else 0,
+    )
+
+
+def _soak_one(job: tuple[int, SimOptions | None, int]) -> SimReport:
+    seed, options, ticks = job
+    return run_simulation(seed, options or soak_options(seed, ticks), Faults.everything())
+
+
+def run_soak(
+    seeds: int,
+    first_seed: int = 0,
+    options: SimOptions | None = None,
+    out: Print = print,
+    jobs: int = 1,
+    ticks: int = 400,
+) -> int:
+    """Run ``seeds`` seeds with every fault on; print failures with replay commands.
+
+    Without ``options`` each seed gets :func:`soak_options`; ``jobs > 1`` spreads seeds over
+    processes (each run is still a pure function of its seed, so the result is the same).
+    """
     started = time.perf_counter()
+    work = [(seed, options, ticks) for seed in range(first_seed, first_seed + seeds)]
     failures: list[SimReport] = []
-    for seed in range(first_seed, first_seed + seeds):
-        report = run_simulation(seed, options, faults)
+    if jobs > 1:
+        with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+            reports = list(pool.map(_soak_one, work, chunksize=4))
+    else:
+        reports = [_soak_one(job) for job in work]
+    for report in reports:
         if not report.ok:
             failures.append(report)
-            out(f"seed {seed}: {report.violations[0]}")
+            out(f"seed {report.seed}: {report.violations[0]}")
             out(f"  replay: {report.replay_command()}")
     elapsed = time.perf_counter() - started
     out(f"soak: {seeds} seeds, {len(failures)} with violations, {elapsed:.1f} s")

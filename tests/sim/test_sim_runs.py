@@ -64,6 +64,16 @@ def test_soak_reports_count_and_exit_code() -> None:
     out: list[str] = []
     assert run_soak(2, 0, SimOptions(peers=3, ticks=150), out.append) == 0
     assert out[-1].startswith("soak: 2 seeds, 0 with violations")
+    args = _args("soak", "--seeds", "2", "--first-seed", "1", "--ticks", "100")
+    assert handle_sim(args, out.append) == 0
+    assert out[-1].startswith("soak: 2 seeds, 0 with violations")
+
+
+def test_transcript_flag_prints_every_event() -> None:
+    """`--transcript` prints the run's event lines before the summary."""
+    out: list[str] = []
+    assert handle_sim(_args("--seed", "2", "--ticks", "60", "--transcript"), out.append) == 0
+    assert out[0].startswith("t=") and any("role" in line for line in out)
 
 
 def test_replay_command_round_trips_through_the_parser() -> None:
