@@ -128,6 +128,7 @@ def run_soak(
     first_seed: int = 0,
     options: SimOptions | None = None,
     out: Print = print,
+    *,
     jobs: int = 1,
     ticks: int = 400,
 ) -> int:
