@@ -58,6 +58,13 @@ class SimDisk:
 
     def __post_init__(self) -> None:
         self.visible = copy.deepcopy(self.durable)
+        self._bind_reads()
+
+    def _bind_reads(self) -> None:
+        # The core reads storage on every message; binding the visible copy's methods on the
+        # instance skips one Python call per read (about a tenth of the simulator's time).
+        for name in ("entries", "term", "first_index", "last_index", "snapshot"):
+            setattr(self, name, getattr(self.visible, name))
 
     # -- reads: from the visible copy ------------------------------------------------------
     def initial_state(self) -> tuple[HardState, Membership]:
@@ -127,4 +134,5 @@ class SimDisk:
                 note = f"kept {kept}/{len(self._pending)} unsynced writes"
         self._pending.clear()
         self.visible = copy.deepcopy(self.durable)
+        self._bind_reads()
         return note

@@ -53,7 +53,8 @@ class SimNetwork:
 
     def _delay(self) -> int:
         lo, hi = self.faults.delay_min_ticks, self.faults.delay_max_ticks
-        return lo if lo == hi else self.rng.randint(lo, hi)
+        # random() is several times cheaper than randint() and just as uniform here.
+        return lo if lo == hi else lo + int(self.rng.random() * (hi - lo + 1))
 
     def _push(self, now: Tick, message: Message) -> None:
         self._seq += 1
