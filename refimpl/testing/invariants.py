@@ -10,7 +10,13 @@ Rules (the G-rules of ``raft-scenarios.md``; each violation names its rule):
 * **G4 leader completeness** — a new leader's log holds every entry anybody has applied;
 * **G5 durability** — a vote grant, an AppendEntries ack or any message of term ``t`` leaves a
   node only once its fsynced state backs it; ``votedFor`` never changes within a term on disk;
-  the term never decreases across a restart.
+  the term never decreases across a restart. A message of a term *older* than the sender's
+  durable term is superseded and exempt from the content checks: a driver may step several
+  messages before one Ready, so a term-``t`` grant or ack can leave after the node moved to
+  ``t+1`` (and a ``t+1`` leader truncated the acked suffix). That is equivalent to the answer
+  leaving first and the truncation following, which Raft allows: the node can never act in
+  term ``t`` again, and a later-term leader's election already excludes whatever the old ack
+  could have helped commit (every commit quorum of term ``t`` intersects its vote quorum).
 
 Theory of operation: the checker sees the simulation through hooks (``on_append``,
 ``on_apply``, ``on_become_leader``, ``on_send``, ``on_sync``, ``on_restart``) and keeps small
@@ -182,6 +188,12 @@ class RaftInvariants:
         hs = durable.hard_state
         if m.term > hs.term:
             self.fail("G5", f"n{node} sent term {m.term} with durable term {hs.term}: {m}")
+        if m.term < hs.term:
+            # Superseded: the node produced this answer in an older term and moved on within the
+            # same Ready. It can never act in that term again, and a later-term leader may have
+            # legitimately truncated what the answer acknowledged (see the module docstring).
+            self._note_sent(node, m.term)
+            return
         if isinstance(m, RequestVoteResponse) and m.granted and hs.voted_for != m.dst:
             self.fail(
                 "G5", f"n{node} granted n{m.dst} a vote not on disk (voted_for={hs.voted_for})"
@@ -201,8 +213,11 @@ class RaftInvariants:
             durable.last_index, durable.snapshot_index
         ):
             self.fail("G5", f"n{node} acked snapshot {m.last_index} not on disk")
-        if m.term > self._max_sent_term.get(node, Term(0)):
-            self._max_sent_term[node] = m.term
+        self._note_sent(node, m.term)
+
+    def _note_sent(self, node: PeerId, term: Term) -> None:
+        if term > self._max_sent_term.get(node, Term(0)):
+            self._max_sent_term[node] = term
 
     def on_sync(self, node: PeerId, hs: HardState) -> None:
         """The durable hard state after an fsync: votedFor must not change within a term."""

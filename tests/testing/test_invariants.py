@@ -93,3 +93,15 @@ def test_g5_vote_never_changes_within_a_term_and_terms_never_go_back() -> None:
     checker.on_send(PeerId(1), ask, _view(term=5, vote=1, last=1))
     checker.on_restart(PeerId(1), Term(4), LogIndex(3), LogIndex(1))
     assert [v.rule for v in checker.violations] == ["G5", "G5", "G5"]
+
+
+def test_g5_a_superseded_older_term_answer_is_exempt() -> None:
+    """G5: an answer of an older term than the durable one is superseded, not a broken promise."""
+    checker = RaftInvariants(strict=False)
+    ack = AppendEntriesResponse(
+        Term(2), PeerId(1), PeerId(3), True, LogIndex(5), LogIndex(0), Term(0)
+    )
+    grant = RequestVoteResponse(Term(2), PeerId(1), PeerId(3), granted=True, pre_vote=False)
+    for m in (ack, grant):
+        checker.on_send(PeerId(1), m, _view(term=3, vote=None, last=3))
+    assert checker.violations == []
