@@ -61,7 +61,11 @@ def problems(include: Include) -> list[str]:
     ):
         found.append(f"{where}: {include.options['pyobject']} is not defined in {include.target}")
     for key in ("start-after", "end-before", "start-at", "end-at"):
-        if key in include.options and include.options[key] not in text:
+        if include.options.get(key, "").startswith("#"):
+            found.append(
+                f"{where}: MyST reads ':{key}: #...' as an empty YAML comment; drop the '#'"
+            )
+        elif key in include.options and include.options[key] not in text:
             found.append(f"{where}: marker {include.options[key]!r} is not in {include.target}")
     named = {"pyobject", "start-after", "start-at"} & include.options.keys()
     if not named and path.is_relative_to(REFIMPL) and len(text.splitlines()) > 60:
@@ -90,17 +94,19 @@ def test_checker_rejects_dangling_references(tmp_path: Path) -> None:
     real = ROOT / "refimpl" / "cli.py"
     chapter.write_text(
         f"```{{literalinclude}} {real}\n:pyobject: no_such_function\n```\n"
-        f"```{{literalinclude}} {real}\n:start-after: # [nowhere] begin\n```\n"
+        f"```{{literalinclude}} {real}\n:start-after: [nowhere] begin\n```\n"
         f"```{{literalinclude}} {real}\n:lines: 1-3\n```\n"
         "```{literalinclude} ../missing.py\n:pyobject: x\n```\n"
         f"```{{literalinclude}} {real}\n:pyobject: main\n```\n"
+        f"```{{literalinclude}} {real}\n:start-after: # Handler\n```\n"
     )
     reported = [p for inc in includes(chapter) for p in problems(inc)]
-    assert len(reported) == 4, reported
+    assert len(reported) == 5, reported
     assert "no_such_function" in reported[0]
     assert "[nowhere]" in reported[1]
     assert "line numbers" in reported[2]
     assert "does not exist" in reported[3]
+    assert "empty YAML comment" in reported[4]
 
 
 def test_book_has_chapters() -> None:
