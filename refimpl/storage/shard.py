@@ -114,6 +114,7 @@ class ShardStore:
         self._versions: dict[PointId, int] = {}
         self._index: Index = ExactIndex(config.dim, config.distance)
         self._sorted: tuple[list[tuple[int, int]], list[PointId]] | None = None
+        self._graph_unsaved = False  # an HNSW graph was built and not yet checkpointed
         self.checkpoint_op_num = 0
         self._load_checkpoint()
         self.wal = Wal(medium.log, f"{name}: WAL")
@@ -123,6 +124,8 @@ class ShardStore:
             self._apply_record(record)
         self.last_op_num = max(self.checkpoint_op_num, self.wal.last_op_num)
         self.replayed_ops = len(replayed)
+        if self._graph_unsaved:  # built during replay: save it so the next start loads it
+            self.checkpoint()
 
     @classmethod
     def open(cls, directory: Path, config: ShardConfig) -> "ShardStore":
@@ -178,7 +181,7 @@ class ShardStore:
         self.wal.append(record, encoded, sync=wait)
         self._apply_record(record)
         self.last_op_num = record.op_num
-        if self.wal.size_bytes > self.config.checkpoint_wal_bytes:
+        if self._graph_unsaved or self.wal.size_bytes > self.config.checkpoint_wal_bytes:
             self.checkpoint()
         return UpdateResult(record.op_num, status)
 
@@ -239,6 +242,8 @@ class ShardStore:
         ids = list(self._vectors)
         graph.upsert(ids, np.stack([self._vectors[p] for p in ids]))
         self._index = graph
+        # Building a graph is costly: checkpoint soon, so a restart loads it instead.
+        self._graph_unsaved = True
 
     def sync(self) -> None:
         """fsync the WAL (acknowledges every earlier ``wait=false`` update durably)."""
@@ -281,6 +286,7 @@ class ShardStore:
         )
         self.medium.write_checkpoint(encode_checkpoint(data))
         self.checkpoint_op_num = self.last_op_num
+        self._graph_unsaved = False
         self.wal.compact(self._retained_from() - 1)
 
     def _retained_from(self) -> int:

@@ -276,6 +276,7 @@ def test_large_shard_switches_to_hnsw_and_recovers_the_graph(tmp_path: Path) -> 
         store.apply(UpsertPoints(tuple(range(start, start + 250)), vectors[start:start + 250],
                                  (None,) * 250))  # fmt: skip
     assert store.indexed_vectors_count == 1500
+    assert store.checkpoint_op_num == 1  # the graph built by the first batch was saved at once
     queries = rng.normal(size=(30, 8)).tolist()
     found = exact = 0
     for q in queries:
