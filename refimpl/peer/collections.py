@@ -346,13 +346,13 @@ class Collections:
         except ShardUnavailableError:
             points = None  # a shard that cannot answer leaves the count unknown
         local = self.shards.of_collection(name)
-        indexed = sum(s.store.indexed_vectors_count for s in local)
+        indexed = sum(s.indexed_vectors_count for s in local)
         return collection_info_json(coll, points, indexed, len(local))
 
     def cluster_info(self, name: str) -> dict[str, Any]:
         """``GET /collections/{name}/cluster``."""
         coll = self._state(name)
-        counts = {s.shard_id: len(s.store) for s in self.shards.of_collection(name)}
+        counts = {s.shard_id: s.points_count for s in self.shards.of_collection(name)}
         return cluster_info_json(self.peer.id, coll, counts)
 
     def names(self) -> list[str]:

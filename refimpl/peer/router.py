@@ -434,7 +434,7 @@ class Router:
                     "retryable": False}  # fmt: skip
 
     async def _apply_remote(self, shard: LocalShard, body: dict[str, Any]) -> Any:
-        op, raw_filter = decode_update(body.get("op"), shard.store.config.dim)
+        op, raw_filter = decode_update(body.get("op"), shard.config.dim)
         typed: UpdateOperation = op if op is not None else DeleteByFilter(parse_filter(raw_filter))
         wait = body.get("wait") is True
         result = await shard.run(lambda s: s.apply(typed, wait=wait))
@@ -442,7 +442,7 @@ class Router:
 
     async def _read_remote(self, shard: LocalShard, body: dict[str, Any]) -> Any:
         read, raw = body.get("read"), body.get("body")
-        dim = shard.store.config.dim
+        dim = shard.config.dim
         if read == "count":
             req_count = parse_count(raw)
             return {"count": await shard.run(lambda s: s.count(req_count.filter))}

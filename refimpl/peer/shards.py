@@ -23,8 +23,11 @@ opening or deleting a few directories is cheap); closing a store that may be in 
 to a task that first takes the store's lock.
 """
 
+import contextlib
 import logging
+import os
 import shutil
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,20 +65,57 @@ def shard_config(config: CollectionConfig) -> ShardConfig:
     )
 
 
+def _lower_priority() -> None:
+    """Run shard work at a lower OS priority than the consensus loop (Linux nice values are
+    per thread), so a busy machine still delivers this peer's Raft ticks on time."""
+    tid = threading.get_native_id()
+    if tid in _NICED_THREADS:
+        return
+    _NICED_THREADS.add(tid)
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICE)
+
+
+_NICED_THREADS: set[int] = set()
+WORKER_NICE = 5
+
+
+def _in_worker(fn: Callable[[ShardStore], T], store: ShardStore) -> T:
+    _lower_priority()
+    return fn(store)
+
+
 @dataclass(slots=True)
 class LocalShard:
-    """One replica held here: its store and the lock that serialises calls into it."""
+    """One replica held here: its store (opened on first use, in a worker thread, because
+    recovering a big WAL takes a while) and the lock that serialises calls into it."""
 
     collection: str
     shard_id: ShardId
     incarnation: int
-    store: ShardStore
+    config: ShardConfig
+    opener: Callable[[], ShardStore]
+    store: ShardStore | None = None
     lock: trio.Lock = field(default_factory=trio.Lock)
 
     async def run(self, fn: Callable[[ShardStore], T]) -> T:
         """Run ``fn(store)`` in a worker thread, one call at a time."""
         async with self.lock:
-            return await trio.to_thread.run_sync(fn, self.store)
+            if self.store is None:
+                self.store = await trio.to_thread.run_sync(self.opener)
+                log.info("opened shard %s/%d (%d points)", self.collection, self.shard_id,
+                         len(self.store))  # fmt: skip
+            return await trio.to_thread.run_sync(_in_worker, fn, self.store)
+
+    @property
+    def points_count(self) -> int:
+        """Points stored (0 until the store is opened)."""
+        return 0 if self.store is None else len(self.store)
+
+    @property
+    def indexed_vectors_count(self) -> int:
+        """Points in an HNSW graph (0 until the store is opened)."""
+        return 0 if self.store is None else self.store.indexed_vectors_count
 
 
 Key = tuple[str, ShardId]
@@ -142,15 +182,13 @@ class LocalShards:
         name, shard_id = key
         config = shard_config(state.collections[name].config)
         directory = self.directory(name, incarnation, shard_id)
-        store = (
-            ShardStore.in_memory(config, MemoryMedium())
-            if directory is None
-            else ShardStore.open(directory, config)
-        )
-        self._shards[key] = LocalShard(name, shard_id, incarnation, store)
-        log.info(
-            "peer %d: opened shard %s/%d (%d points)", self.peer_id, name, shard_id, len(store)
-        )
+
+        def opener() -> ShardStore:
+            if directory is None:
+                return ShardStore.in_memory(config, MemoryMedium())
+            return ShardStore.open(directory, config)
+
+        self._shards[key] = LocalShard(name, shard_id, incarnation, config, opener)
 
     def _drop(self, shard: LocalShard) -> None:
         """Forget a replica: its files go once no call is using the store."""
@@ -162,7 +200,8 @@ class LocalShards:
         self._destroy(shard)
 
     def _destroy(self, shard: LocalShard) -> None:
-        shard.store.destroy()
+        if shard.store is not None:
+            shard.store.destroy()
         directory = self.directory(shard.collection, shard.incarnation, shard.shard_id)
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)
@@ -175,7 +214,8 @@ class LocalShards:
     def close(self) -> None:
         """fsync and release every store (the peer is shutting down)."""
         for shard in self._shards.values():
-            shard.store.close()
+            if shard.store is not None:
+                shard.store.close()
 
     # -------------------------------------------------------------- activation
 
@@ -184,8 +224,12 @@ class LocalShards:
         ops = []
         for name, coll in sorted(self._state.collections.items()):
             for shard_id, replicas in sorted(coll.replicas.items()):
-                if replicas.get(self.peer_id) is ReplicaState.Initializing and (
-                    (name, shard_id) in self._shards
+                shard = self._shards.get((name, shard_id))
+                mine = replicas.get(self.peer_id)
+                if (
+                    mine is ReplicaState.Initializing
+                    and shard is not None
+                    and shard.store is not None
                 ):
                     ops.append(
                         SetReplicaState(
@@ -212,6 +256,9 @@ class LocalShards:
                 async with shard.lock:
                     self._destroy(shard)
                 self._closing.remove(shard)
+            for shard in list(self._shards.values()):
+                if shard.store is None:
+                    await shard.run(lambda store: None)
             for op in self.pending_activations():
                 try:
                     await propose(encode_operation(op))
