@@ -114,6 +114,15 @@ class FrameDecoder:
         return frames
 
     def _next_frame(self) -> Frame | None:
+        """Take one complete frame off the front of ``self._buffer``, or return None.
+
+        Check, in this order, raising ``FrameError(reason, detail)``: the magic (as soon as its
+        bytes arrive, even before a whole header: ``"bad_magic"``), then with a full header the
+        version (``"bad_version"``), the type (``"bad_type"``) and the length against
+        ``self._max_body_bytes`` (``"oversized"``). Return None while the body is incomplete;
+        once it is complete, verify its CRC-32 (``"bad_crc"``), remove header and body from the
+        buffer and return the Frame.
+        """
         # [exercise: frame_decode] begin
         if len(self._buffer) < FRAME_HEADER_BYTES:
             # A bad magic is reported as soon as its bytes arrive, not after a full header.

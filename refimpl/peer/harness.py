@@ -73,9 +73,9 @@ class SimCluster:
         self.peers: list[SimPeer] = []
         self.compact_log_entries = 128
 
-    def _new_slot(self, with_uri: bool) -> SimPeer:
+    def _new_slot(self, with_uri: bool, address: str | None = None) -> SimPeer:
         i = len(self.peers)
-        address = f"http://10.0.0.{i + 1}:{P2P_PORT}/"
+        address = address or f"http://10.0.0.{i + 1}:{P2P_PORT}/"
         sim = SimPeer(
             i, new_peer_id(self.rng), address, address if with_uri else None, MemoryStorage()
         )
@@ -114,9 +114,18 @@ class SimCluster:
         await self._launch(sim)
         return sim
 
-    async def join(self, via: SimPeer, with_uri: bool = True, timeout_s: float = 30.0) -> SimPeer:
-        """Start a new peer and join it through ``via``; return once the join was accepted."""
-        sim = self._new_slot(with_uri)
+    async def join(
+        self,
+        via: SimPeer,
+        with_uri: bool = True,
+        timeout_s: float = 30.0,
+        address: str | None = None,
+    ) -> SimPeer:
+        """Start a new peer and join it through ``via``; return once the join was accepted.
+
+        ``address`` reuses a network address (a machine that came back with wiped storage).
+        """
+        sim = self._new_slot(with_uri, address)
         transport = self.network.endpoint(sim.address)
         body = {"kind": "join", "peer_id": sim.peer_id, "uri": sim.uri, "port": P2P_PORT}
         with trio.fail_after(timeout_s):

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from qdrant_client import QdrantClient
+from qdrant_client.http import models
 
 from refimpl.launcher import LocalCluster, free_port
 
@@ -54,8 +56,9 @@ def start_three(cluster: LocalCluster) -> None:
     cluster.wait_for_voters(3, timeout_s=60)
 
 
-def test_bootstrap_failover_and_restart(tmp_path: Path) -> None:
-    """Spec "Distributed deployment" + "Raft": join, lose the leader, elect anew, catch up."""
+def test_bootstrap_failover_restart_and_removal(tmp_path: Path) -> None:
+    """Spec "Distributed deployment" + "Raft": join, lose the leader, elect anew, catch up, and
+    remove an empty peer (one cluster for all four steps keeps the suite fast)."""
     with LocalCluster(tmp_path, peers=3, tick_period_ms=TICK_MS) as cluster:
         start_three(cluster)
         infos = [cluster.cluster_info(i) for i in range(3)]
@@ -66,6 +69,12 @@ def test_bootstrap_failover_and_restart(tmp_path: Path) -> None:
         assert infos[2] is not None
         assert peer_sets[0][str(infos[2]["peer_id"])]["uri"] == cluster.peers[2].uri
         leader = cluster.wait_for_leader()
+        # The official client parses our answers with its own models.
+        official = QdrantClient(url=cluster.peers[1].rest_url, check_compatibility=False)
+        status = official.http.distributed_api.cluster_status().result
+        assert isinstance(status, models.ClusterStatusOneOf1) and len(status.peers) == 3
+        assert official.info().version.startswith("1.19.")
+        official.close()
 
         cluster.kill(leader, signal.SIGKILL)
         survivors = [i for i in range(3) if i != leader]
@@ -78,32 +87,31 @@ def test_bootstrap_failover_and_restart(tmp_path: Path) -> None:
             "the restarted peer catches up",
             lambda: get_metadata(cluster, leader, "after-failover") == 1,
         )
+        remove_a_follower(cluster)
 
 
-def test_removing_an_empty_peer(tmp_path: Path) -> None:
+def remove_a_follower(cluster: LocalCluster) -> None:
     """DELETE /cluster/peer/{id}: the peer leaves every peer set and stops its consensus."""
-    with LocalCluster(tmp_path, peers=3, tick_period_ms=TICK_MS) as cluster:
-        start_three(cluster)
-        leader = cluster.wait_for_leader()
-        victim = next(i for i in range(3) if i != leader)
-        victim_info = cluster.cluster_info(victim)
-        assert victim_info is not None
-        url = f"{cluster.peers[leader].rest_url}/cluster/peer/{victim_info['peer_id']}"
-        response = httpx.delete(url, timeout=15)
-        assert response.status_code == 200 and response.json()["result"] is True
-        rest = [i for i in range(3) if i != victim]
-        cluster.wait_for_voters(2, among=rest)
-        for i in rest:
-            info = cluster.cluster_info(i)
-            assert info is not None and str(victim_info["peer_id"]) not in info["peers"]
-        cluster.wait_until(
-            "the removed peer stops",
-            lambda: (
-                (info := cluster.cluster_info(victim)) is not None
-                and info["consensus_thread_status"]["consensus_thread_status"] == "stopped"
-            ),
-        )
-        put_until_accepted(cluster, rest[0], "two-peers", True)
+    leader = cluster.wait_for_leader()
+    victim = next(i for i in range(3) if i != leader)
+    victim_info = cluster.cluster_info(victim)
+    assert victim_info is not None
+    url = f"{cluster.peers[leader].rest_url}/cluster/peer/{victim_info['peer_id']}"
+    response = httpx.delete(url, timeout=15)
+    assert response.status_code == 200 and response.json()["result"] is True
+    rest = [i for i in range(3) if i != victim]
+    cluster.wait_for_voters(2, among=rest)
+    for i in rest:
+        info = cluster.cluster_info(i)
+        assert info is not None and str(victim_info["peer_id"]) not in info["peers"]
+    cluster.wait_until(
+        "the removed peer stops",
+        lambda: (
+            (info := cluster.cluster_info(victim)) is not None
+            and info["consensus_thread_status"]["consensus_thread_status"] == "stopped"
+        ),
+    )
+    put_until_accepted(cluster, rest[0], "two-peers", True)
 
 
 def run_cli(

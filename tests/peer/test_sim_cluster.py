@@ -232,3 +232,20 @@ async def test_log_compaction_and_a_late_joiner_gets_the_snapshot(
     await cluster.wait_until(
         lambda: late.peer is not None and late.peer.state.metadata() == leader.state.metadata()
     )
+
+
+async def test_a_wiped_peer_rejoining_at_its_old_address_replaces_its_old_id(
+    cluster: SimCluster, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Qdrant: a join whose URI belongs to another (replica-free) peer removes that peer first."""
+    await three_peers(cluster)
+    old = next(s for s in cluster.peers if s.peer is not cluster.leader())
+    cluster.kill(old)
+    fresh = await cluster.join(
+        cluster.peers[0] if old.index else cluster.peers[1], address=old.address
+    )
+    assert fresh.peer_id != old.peer_id and fresh.uri == old.address
+    await cluster.wait_until(lambda: all_voters(cluster, 3))
+    for peer in cluster.running():
+        assert old.peer_id not in peer.state.peers()
+        assert peer.state.peers()[fresh.peer_id] == old.address
