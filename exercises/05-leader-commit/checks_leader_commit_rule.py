@@ -87,7 +87,7 @@ def leaders(draw: st.DrawFn) -> tuple[dict[int, int], set[int], int, int, list[i
 
 
 @EXERCISE.check(points=3)
-@grading_settings(max_examples=150)
+@grading_settings(max_examples=100)
 @given(leaders())
 def matches_the_rule_on_random_leaders(
     case: tuple[dict[int, int], set[int], int, int, list[int]],

@@ -16,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from hypothesis import HealthCheck, Phase, settings
 from exercises._grading.plug import Plugged
 
 DEFAULT_TIMEOUT_S = 10.0
+NO_SHRINK_ENV = "EXERCISES_GRADING_NO_SHRINK"
+"""Set by the selfcheck: property checks then skip hypothesis's shrinking phase."""
 
 
 class CheckFailedError(AssertionError):
@@ -142,6 +145,8 @@ def smallest_failure(
 def grading_settings(max_examples: int = 100, *, shrink: bool = True) -> settings:
     """Hypothesis settings for graded property checks (deterministic, see the module rules)."""
     phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
+    # The selfcheck only needs to know *whether* a check fails, not the smallest input.
+    shrink = shrink and not os.environ.get(NO_SHRINK_ENV)
     return settings(
         derandomize=True,
         database=None,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from exercises._grading.api import Exercise
+from exercises._grading.api import NO_SHRINK_ENV, Exercise
 from exercises._grading.catalog import all_exercises, region_of, select
 from exercises._grading.mutants import StaleMutantError, mutants_for
 from exercises._grading.regions import Region, find_regions
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--min-catch-rate", type=float, default=0.9)
     args = parser.parse_args(argv)
+    os.environ[NO_SHRINK_ENV] = "1"  # before the checks are imported; workers inherit it
     chosen = select(all_exercises(), list(args.names))
     if args.jobs > 1:
         with ThreadPoolExecutor(args.jobs) as pool:
