@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from refimpl.ids import PointId
+from refimpl.index.blas import one_blas_thread
 from refimpl.index.distance import (
     Distance,
     FloatArray,
@@ -145,7 +146,8 @@ class HnswIndex:
     ) -> None:
         """Insert or replace vectors by point id, building the graph in batches."""
         rows = self.store.append(point_ids, self.store.check_vectors(vectors))
-        self._insert_rows(rows, progress)
+        with one_blas_thread():
+            self._insert_rows(rows, progress)
 
     def delete(self, point_ids: Iterable[PointId]) -> int:
         """Mark the given ids deleted (unknown ids are ignored); the graph keeps them."""
@@ -172,10 +174,11 @@ class HnswIndex:
             above = np.flatnonzero(levels[start : start + size] > self.top_level)
             if above.size:
                 size = max(1, int(above[0]))
-            self._insert_batch(rows[start : start + size], levels[start : start + size])
-            start += size
+            batch = rows[start : start + size]
+            self._insert_batch(batch, levels[start : start + size])
+            start += len(batch)
             if progress is not None:
-                progress(size)
+                progress(len(batch))
 
     def _batch_size(self) -> int:
         grown = int(self.graph_rows * self.config.build_batch_fraction)
@@ -356,7 +359,8 @@ class HnswIndex:
         """The ``k`` best points for one query; ``ef`` defaults to ``ef_construct`` (as in
         Qdrant) and is raised to ``k`` when smaller."""
         prepared = self.store.check_query(query)
-        return self._answer(prepared[None, :], k, ef, allowed, exact)[0]
+        with one_blas_thread():
+            return self._answer(prepared[None, :], k, ef, allowed, exact)[0]
 
     def search_batch(
         self,
@@ -368,7 +372,9 @@ class HnswIndex:
         exact: bool = False,
     ) -> list[list[ScoredPoint]]:
         """:meth:`search` for every row of ``queries``, the queries advancing in lockstep."""
-        return self._answer(self.store.check_queries(queries), k, ef, allowed, exact)
+        prepared = self.store.check_queries(queries)
+        with one_blas_thread():
+            return self._answer(prepared, k, ef, allowed, exact)
 
     def _answer(
         self,
