@@ -98,3 +98,17 @@ def select(exercises: list[Exercise], names: list[str]) -> list[Exercise]:
         if matches[0] not in chosen:
             chosen.append(matches[0])
     return chosen
+
+
+def chapter_exercises(chapter: str) -> str:
+    """The exercises that build on ``chapter`` (e.g. ``"book/hashing.md"``), as text for the
+    end of that chapter: folder, title, points and the command that grades it."""
+    lines = []
+    for exercise in all_exercises():
+        if exercise.book.split(" ")[0] == chapter:
+            lines.append(
+                f"{exercise.slug}: {exercise.title} ({exercise.points} points)\n"
+                f"    write exercises/{exercise.slug}/{exercise.starter_path.name}, "
+                f"then run: python -m exercises.grade {exercise.slug}"
+            )
+    return "\n".join(lines) or f"(no exercise builds on {chapter} yet)"
