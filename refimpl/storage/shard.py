@@ -11,9 +11,11 @@ Rules:
   the number is new; a repeat is ignored, so redelivery is harmless.
 * **Recovery**: load the checkpoint, then replay every WAL record after the checkpoint's
   operation number. Every acknowledged (fsynced) update survives a crash.
-* **Checkpoint**: when the WAL grows past ``checkpoint_wal_bytes`` (or on request) the points
-  and the index are written as files, then the WAL keeps only its last ``wal_retain_ops``
-  records (enough for a lagging replica to catch up by delta, :meth:`ShardStore.ops_since`).
+* **Checkpoint**: when the WAL grows past ``checkpoint_wal_bytes``, right after an HNSW graph
+  is built and then every ``hnsw_checkpoint_every_ops`` updates while the shard has one (a
+  graph is slow to rebuild by replay), or on request, the points and the index are written,
+  then the WAL keeps only its last ``wal_retain_ops`` records (enough for a lagging replica to
+  catch up by delta, :meth:`ShardStore.ops_since`).
 * **Index**: an exact (brute-force) index while the shard is small; once its vectors pass
   ``indexing_threshold_kb`` the shard builds an HNSW graph over all points and then updates it
   incrementally (Qdrant's optimizer builds HNSW only above its ``indexing_threshold``).
@@ -79,10 +81,12 @@ class ShardConfig:
     indexing_threshold_kb: int = 10_000
     checkpoint_wal_bytes: int = 32 << 20
     wal_retain_ops: int = 1_000
+    hnsw_checkpoint_every_ops: int = 16
 
     def __post_init__(self) -> None:
         assert self.dim > 0, "the collection layer validates the vector size"
         assert self.checkpoint_wal_bytes > 0 and self.wal_retain_ops >= 0
+        assert self.hnsw_checkpoint_every_ops > 0
 
     @property
     def indexing_threshold_points(self) -> int:
@@ -181,9 +185,19 @@ class ShardStore:
         self.wal.append(record, encoded, sync=wait)
         self._apply_record(record)
         self.last_op_num = record.op_num
-        if self._graph_unsaved or self.wal.size_bytes > self.config.checkpoint_wal_bytes:
+        if self._checkpoint_due():
             self.checkpoint()
         return UpdateResult(record.op_num, status)
+
+    def _checkpoint_due(self) -> bool:
+        """The WAL is past its budget, or a graph holds work that replay would redo slowly
+        (inserting into HNSW costs far more than reading a checkpoint)."""
+        if self._graph_unsaved or self.wal.size_bytes > self.config.checkpoint_wal_bytes:
+            return True
+        pending = self.last_op_num - self.checkpoint_op_num
+        return isinstance(self._index, HnswIndex) and (
+            pending >= self.config.hnsw_checkpoint_every_ops
+        )
 
     def validate(self, op: UpdateOperation) -> UpsertPoints | DeletePoints:
         """The operation to log, or :class:`BadRequest`; a filter becomes the ids it hits."""

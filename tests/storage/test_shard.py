@@ -268,7 +268,7 @@ def test_large_shard_switches_to_hnsw_and_recovers_the_graph(tmp_path: Path) -> 
     """Past the indexing threshold the shard builds HNSW; recall stays high; the graph is
     checkpointed and reloaded, so answers after recovery are identical."""
     config = ShardConfig(8, Distance.COSINE, HnswConfig(m=8, ef_construct=64),
-                         indexing_threshold_kb=4)  # 4 kB = 128 vectors of 8 floats  # fmt: skip
+                         indexing_threshold_kb=4, hnsw_checkpoint_every_ops=4)  # 4 kB = 128 vectors of 8 floats  # fmt: skip
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(1500, 8)).astype(np.float32)
     store = ShardStore.open(tmp_path / "h", config)
@@ -276,7 +276,8 @@ def test_large_shard_switches_to_hnsw_and_recovers_the_graph(tmp_path: Path) -> 
         store.apply(UpsertPoints(tuple(range(start, start + 250)), vectors[start:start + 250],
                                  (None,) * 250))  # fmt: skip
     assert store.indexed_vectors_count == 1500
-    assert store.checkpoint_op_num == 1  # the graph built by the first batch was saved at once
+    # Saved at once when the first batch built the graph, then every 4 updates.
+    assert store.checkpoint_op_num == 5
     queries = rng.normal(size=(30, 8)).tolist()
     found = exact = 0
     for q in queries:
