@@ -489,9 +489,10 @@ class Peer:
                 "no leader is established; the cluster is electing one, retry shortly"
             )
         kind, data = what
-        body = {"kind": kind, "data": base64.b64encode(data).decode()}
+        body = {"kind": kind, "data": base64.b64encode(data).decode(), "timeout_s": timeout_s}
         try:
-            response = await self.transport.request(uri, body, timeout_s)
+            # One second more than the leader waits, so its own timeout answer reaches us.
+            response = await self.transport.request(uri, body, timeout_s + 1.0)
         except TransportError as exc:
             raise NoLeaderError(f"leader {leader} is unreachable ({exc}); retry shortly") from None
         return _unpack_proposal_response(response)
@@ -521,7 +522,7 @@ class Peer:
                 return await self._handle_join(body, remote_host)
             if kind in ("propose", "conf_change"):
                 data = base64.b64decode(str(body.get("data", "")), validate=True)
-                result = await self._propose((str(kind), data), None)
+                result = await self._propose((str(kind), data), _timeout_of(body))
                 return {"ok": True, "result": result, "index": self.node.applied_index}
             if kind == "removed":
                 if body.get("peer_id") == self.id:
@@ -560,6 +561,14 @@ class Peer:
             await self.propose_conf_change(change)
         peers = {str(p): u for p, u in self.addresses().items()}
         return {"ok": True, "uri": uri, "peers": peers}
+
+
+def _timeout_of(body: dict[str, Any]) -> float | None:
+    """The wait a forwarding follower asked for, bounded to [0.1, 60] seconds."""
+    value = body.get("timeout_s")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return min(max(float(value), 0.1), 60.0)
+    return None
 
 
 def _derive_uri(remote_host: str, port: object) -> str:
