@@ -23,6 +23,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import trio
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
@@ -35,6 +36,8 @@ __all__ = ["BODY_BYTES_MAX", "data_routes"]
 
 BODY_BYTES_MAX = 64 * 1024 * 1024
 """Largest request body (Qdrant's ``service.max_request_size_mb`` is 32 by default)."""
+BODY_BYTES_INLINE_MAX = 64 * 1024
+"""Bodies larger than this are decoded in a worker thread."""
 DEFAULT_TIMEOUT_S = 30.0
 _CONSISTENCY = ("majority", "quorum", "all")
 _ORDERING = ("weak", "medium", "strong")
@@ -57,7 +60,11 @@ async def _body(request: Request) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        if len(raw) < BODY_BYTES_INLINE_MAX:
+            return json.loads(raw)
+        # A big body takes tens of milliseconds to decode: keep the event loop (and with it
+        # this peer's Raft ticks) free meanwhile.
+        return await trio.to_thread.run_sync(json.loads, raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"Json deserialize error: body is not valid JSON: {exc}") from None
 

@@ -144,6 +144,10 @@ def split_by_shard(op: UpsertPoints | DeletePoints, ring: HashRing) -> dict[Shar
     }
 
 
+def _parse_and_split(body: object, t: _Target) -> dict[ShardId, Any]:
+    return split_by_shard(parse_upsert(body, t.dim), t.ring)
+
+
 async def _gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
     """Run ``calls`` concurrently; their results in order."""
     results: list[Any] = [None] * len(calls)
@@ -206,8 +210,9 @@ class Router:
     async def upsert(self, name: str, body: object, wait: bool) -> dict[str, Any]:
         """``PUT /collections/{name}/points``."""
         t = self.target(name)
-        op = parse_upsert(body, t.dim)
-        return await self._write(t, split_by_shard(op, t.ring), None, wait)
+        # Checking every component of a big batch takes a while: off the event loop.
+        parts = await trio.to_thread.run_sync(_parse_and_split, body, t)
+        return await self._write(t, parts, None, wait)
 
     async def delete(self, name: str, body: object, wait: bool) -> dict[str, Any]:
         """``POST /collections/{name}/points/delete``."""
