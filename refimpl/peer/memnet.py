@@ -123,6 +123,10 @@ class MemoryTransport:
         """Call ``uri``'s request handler through the network."""
         return await self._network.call(self.uri, uri, body, timeout_s)
 
+    def forget(self, uri: str) -> None:
+        """Drop the counters of a removed peer."""
+        self._failures.forget(uri)
+
     def send_failures(self) -> Mapping[str, SendFailure]:
         """Per-URI failure counters."""
         return self._failures.snapshot()

@@ -368,6 +368,8 @@ class Peer:
         self.state.remove_peer(peer)
         self._known_peers.pop(peer, None)
         log.info("peer %d: applied: peer %d removed", self.id, peer)
+        if uri is not None and peer != self.id:
+            self.transport.forget(uri)
         if peer == self.id:
             self.stop()
         elif self.node.role == Role.LEADER and uri is not None and self._nursery is not None:

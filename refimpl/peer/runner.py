@@ -84,6 +84,9 @@ class _NoNetwork:
     async def request(self, uri: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         raise TransportError("standalone mode: no p2p")
 
+    def forget(self, uri: str) -> None:
+        self._failures.forget(uri)
+
     def send_failures(self) -> dict[str, SendFailure]:
         return dict(self._failures.snapshot())
 

@@ -103,15 +103,27 @@ class TcpTransport:
                 return
             queue, receive = trio.open_memory_channel[bytes](self._queue_limit)
             self._queues[uri] = queue
-            self._nursery.start_soon(self._run_sender, uri, receive)
+            self._nursery.start_soon(self._run_sender, uri, queue, receive)
         try:
             queue.send_nowait(encode_frame(FrameType.RAFT, encode_message(message)))
         except trio.WouldBlock:
             self._failures.record(uri, "send queue full, message dropped")
 
-    async def _run_sender(self, uri: str, queue: trio.MemoryReceiveChannel[bytes]) -> None:
+    def forget(self, uri: str) -> None:
+        """Stop sending to ``uri``: its sender task ends and its counters go."""
+        queue = self._queues.pop(uri, None)
+        if queue is not None:
+            queue.close()
+        self._failures.forget(uri)
+
+    async def _run_sender(
+        self,
+        uri: str,
+        mine: trio.MemorySendChannel[bytes],
+        queue: trio.MemoryReceiveChannel[bytes],
+    ) -> None:
         backoff_s = self._backoff[0]
-        while True:
+        while self._queues.get(uri) is mine:  # until forget(uri)
             try:
                 host, port = parse_uri(uri)
                 with trio.fail_after(self._connect_timeout_s):
@@ -126,6 +138,7 @@ class TcpTransport:
                 try:
                     async for frame in queue:
                         await stream.send_all(frame)
+                    return  # the queue was closed by forget()
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                     self._failures.record(uri, f"send failed: {exc or type(exc).__name__}")
 

@@ -50,6 +50,10 @@ class FailureCounter:
         stamp = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
         self._by_uri[uri] = SendFailure((old.count if old else 0) + 1, error, stamp)
 
+    def forget(self, uri: str) -> None:
+        """Drop the counters of a destination that left the cluster."""
+        self._by_uri.pop(uri, None)
+
     def snapshot(self) -> Mapping[str, SendFailure]:
         """A copy of the counters."""
         return dict(self._by_uri)
@@ -76,6 +80,10 @@ class Transport(Protocol):
 
     async def request(self, uri: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Send one request and wait for its response; raises TransportError."""
+        ...
+
+    def forget(self, uri: str) -> None:
+        """Stop sending to ``uri`` (its peer was removed): drop its queue and its counters."""
         ...
 
     def send_failures(self) -> Mapping[str, SendFailure]:

@@ -111,3 +111,17 @@ def test_uris_need_host_and_port() -> None:
     for bad in ("10.0.0.1", "http://host/", "http://host:notaport/"):
         with pytest.raises(ValueError, match=r"peer URI|port"):
             parse_uri(bad)
+
+
+async def test_forgetting_a_peer_stops_its_sender_and_clears_its_counters() -> None:
+    """A removed peer's queue and failure counters go away (as Qdrant drops its channel)."""
+    async with trio.open_nursery() as nursery:
+        client = TcpTransport(backoff_min_s=0.01, backoff_max_s=0.02)
+        await start(nursery, client, Recorder())
+        dead = f"http://127.0.0.1:{free_port()}/"
+        client.send(dead, TimeoutNow(Term(1), PeerId(1), PeerId(2)))
+        await wait_for(lambda: dead in client.send_failures())
+        client.forget(dead)
+        await trio.sleep(0.1)  # a sender still running would record new failures
+        assert dead not in client.send_failures()
+        nursery.cancel_scope.cancel()
