@@ -46,6 +46,9 @@ def add_subcommand(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("--crash-every-ticks", "--crash-every", type=int, default=0)
     parser.add_argument("--restart-after-ticks", type=int, default=30)
     parser.add_argument("--torn-writes", action="store_true")
+    parser.add_argument(
+        "--cut", action="append", default=[], metavar="A:B", help="cut the link A→B from tick 0"
+    )
     parser.add_argument("--no-prevote", action="store_true")
     parser.add_argument("--no-checkquorum", action="store_true")
     parser.add_argument("--snapshot-every", type=int, default=0)
@@ -74,7 +77,15 @@ def _faults(args: argparse.Namespace) -> Faults:
         crash_every_ticks=args.crash_every_ticks,
         restart_after_ticks=args.restart_after_ticks,
         torn_writes=args.torn_writes,
+        cut_links=tuple(_link(text) for text in args.cut),
     )
+
+
+def _link(text: str) -> tuple[int, int]:
+    a, sep, b = text.partition(":")
+    if not sep or not a.isdigit() or not b.isdigit():
+        raise argparse.ArgumentTypeError(f"--cut expects A:B (peer ids), got {text!r}")
+    return int(a), int(b)
 
 
 def format_report(report: SimReport) -> list[str]:

@@ -149,6 +149,8 @@ class SimCluster:
         self.network = SimNetwork(self.faults, random.Random(f"{self.seed}/net"))
         self.fault_rng = random.Random(f"{self.seed}/faults")
         self.sched_rng = random.Random(f"{self.seed}/sched")
+        for a, b in self.faults.cut_links:
+            self.network.cut(PeerId(a), PeerId(b), both_ways=False)
         ids = [PeerId(i) for i in range(1, self.peers + 1)]
         voters = frozenset(PeerId(v) for v in (self.voters or ids))
         for pid in ids:

@@ -11,6 +11,7 @@ Rules:
 
 Theory of operation: network faults act on each message as it is sent (drop, duplicate,
 delay within ``[delay_min_ticks, delay_max_ticks]`` — different delays reorder messages).
+A static partition is data too: ``cut_links`` lists directed links cut from the start.
 Schedule faults (``partition_every_ticks``, ``crash_every_ticks``) are random events drawn by
 the fault scheduler: roughly every that many ticks it toggles a random partition or crashes a
 random node, and it restarts crashed nodes after about ``restart_after_ticks``.
@@ -43,6 +44,9 @@ class Faults:
     """Mean ticks a crashed node stays down before the scheduler restarts it."""
     torn_writes: bool = False
     """On a crash, keep a random prefix of the unsynced writes, possibly cutting the last append."""
+    cut_links: tuple[tuple[int, int], ...] = ()
+    """Directed links ``(a, b)`` cut from tick 0 (a → b lost); list both directions for a
+    symmetric cut. They stay cut until the first heal."""
 
     def __post_init__(self) -> None:
         for name in ("drop_probability", "duplicate_probability"):
@@ -59,6 +63,9 @@ class Faults:
                 raise FaultsError(f"{name} must be >= 0")
         if self.restart_after_ticks < 1:
             raise FaultsError("restart_after_ticks must be >= 1")
+        for a, b in self.cut_links:
+            if a == b or a < 1 or b < 1:
+                raise FaultsError(f"cut link {a}:{b} must join two different peers")
 
     @staticmethod
     def everything() -> Faults:
@@ -83,7 +90,10 @@ class Faults:
             if value == getattr(default, f.name):
                 continue
             flag = "--" + f.name.replace("_", "-")
-            if isinstance(value, bool):
+            if f.name == "cut_links":
+                for a, b in value:
+                    args += ["--cut", f"{a}:{b}"]
+            elif isinstance(value, bool):
                 args.append(flag)
             else:
                 args += [flag, str(value)]

@@ -100,3 +100,15 @@ def test_cli_exits_non_zero_and_prints_the_replay_on_a_violation(
     assert handle_sim(args, out.append) == 1
     assert any(line.strip().startswith(("G1", "G2", "G3", "G4", "G5", "G6")) for line in out), out
     assert out[-1].startswith("replay: refimpl sim --seed 1 --peers 5 --ticks 600 --no-prevote")
+
+
+def test_static_cuts_are_data_and_replay() -> None:
+    """Asymmetric partitions are data: `--cut 1:2` blocks n1→n2 from tick 0 and replays."""
+    out: list[str] = []
+    args = _args("--seed", "4", "--ticks", "100", "--cut", "1:2", "--cut", "2:1", "--transcript")
+    faults = Faults(cut_links=((1, 2), (2, 1)))
+    assert faults.to_args() == ["--cut", "1:2", "--cut", "2:1"]
+    assert handle_sim(args, out.append) == 0
+    before_heal = [ln for ln in out if ln.startswith("t=") and int(ln[2:].split()[0]) <= 100]
+    crossing = [ln for ln in before_heal if ln.split()[1] in ("n1→n2", "n2→n1")]
+    assert crossing and all(ln.endswith("[blocked]") for ln in crossing)
