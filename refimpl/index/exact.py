@@ -24,10 +24,14 @@ from refimpl.index.distance import Distance, FloatArray, IdArray, f32, to_scores
 from refimpl.index.errors import InvalidLimitError
 from refimpl.index.persist import ArrayStore
 from refimpl.index.protocol import ScoredPoint
+from refimpl.index.pruned import Partition, build_partition, pruned_top_k
 from refimpl.index.store import VectorStore
 
 BLOCK = 64
 """Points per block in the block-maximum top-k."""
+
+PRUNE_MIN_QUERIES = 8
+"""Batches smaller than this are scanned: the cluster bounds cost a product of their own."""
 
 QUERY_CHUNK = 256
 """Queries scored together: bounds the ``(chunk, n)`` score matrix in memory."""
@@ -124,10 +128,19 @@ def to_hits(store: VectorStore, rows: IdArray, internal: FloatArray) -> list[Sco
 
 
 class ExactIndex:
-    """A brute-force index: every search is a full scan. The oracle for HNSW."""
+    """A brute-force index: every search is a full scan. The oracle for HNSW.
 
-    def __init__(self, dim: int, distance: Distance = Distance.COSINE) -> None:
+    For Cosine and Dot, a batch of unfiltered queries against at least ``prune_min_points``
+    points goes through :mod:`.pruned`, which skips clusters whose bound cannot reach a
+    query's top ``k`` — the same answer for less work. The clustering is rebuilt lazily
+    after any change (or eagerly by :meth:`prepare`)."""
+
+    def __init__(
+        self, dim: int, distance: Distance = Distance.COSINE, prune_min_points: int = 20_000
+    ) -> None:
         self.store = VectorStore(dim, distance)
+        self.prune_min_points = prune_min_points
+        self._partition: Partition | None = None
 
     @property
     def dim(self) -> int:
@@ -148,6 +161,7 @@ class ExactIndex:
     def upsert(self, point_ids: Sequence[PointId], vectors: npt.ArrayLike) -> None:
         """Insert or replace vectors by point id."""
         self.store.append(point_ids, self.store.check_vectors(vectors))
+        self._partition = None
 
     def delete(self, point_ids: Iterable[PointId]) -> int:
         """Remove the given ids; unknown ids are ignored."""
@@ -156,7 +170,18 @@ class ExactIndex:
             if point_id in self.store.row_of:
                 self.store.delete(point_id)
                 removed += 1
+        if removed:
+            self._partition = None
         return removed
+
+    def prepare(self) -> None:
+        """Build the clustering used to prune batched scans now, if this index uses one."""
+        if self._partition is None and self._prunes():
+            rows = self.store.live_rows()
+            self._partition = build_partition(self.store.vectors[rows], rows)
+
+    def _prunes(self) -> bool:
+        return self.distance.higher_is_better and len(self.store) >= max(1, self.prune_min_points)
 
     def search(
         self,
@@ -193,6 +218,14 @@ class ExactIndex:
         check_k(k)
         if ef is not None:
             check_k(ef, "ef")
+        if allowed is None and len(queries) >= PRUNE_MIN_QUERIES and self._prunes():
+            self.prepare()
+            assert self._partition is not None
+            pruned = pruned_top_k(self._partition, queries, k)
+            if pruned is not None:
+                found, sims = pruned
+                internal = -sims
+                return [to_hits(self.store, r, d) for r, d in zip(found, internal, strict=True)]
         rows = None if allowed is None else self.store.live_rows(allowed)
         found, internal = exact_search(self.store, queries, k, rows)
         return [to_hits(self.store, r, d) for r, d in zip(found, internal, strict=True)]

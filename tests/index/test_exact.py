@@ -1,5 +1,7 @@
 """Exact search equals a numpy brute-force oracle (the index's answers for exact=true)."""
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,7 +9,8 @@ from hypothesis import strategies as st
 
 from refimpl.index import Distance, ExactIndex
 from refimpl.index.exact import BLOCK, block_top_k
-from refimpl.testing.index_conformance import oracle_scores
+from refimpl.index.pruned import build_partition, pruned_top_k
+from refimpl.testing.index_conformance import check_vector_index, oracle_scores
 
 
 @settings(max_examples=60, deadline=None)
@@ -61,3 +64,35 @@ def test_exact_search_skips_deleted_and_disallowed_points() -> None:
     hits = index.search(vectors[1], 50, allowed=set(range(0, 200)))
     assert len(hits) == 50
     assert all(isinstance(h.id, int) and h.id % 2 == 1 and h.id < 200 for h in hits)
+
+
+def test_pruned_exact_index_conforms() -> None:
+    """With cluster pruning on for any size, the exact index still follows every rule."""
+    check_vector_index(functools.partial(ExactIndex, prune_min_points=0))
+
+
+@pytest.mark.parametrize("structured", [True, False])
+def test_cluster_pruning_returns_the_true_top_k(structured: bool) -> None:
+    """Skipping clusters whose Cauchy-Schwarz bound is below a query's k-th best score never
+    changes the answer (clustered data prunes, iid data falls back to the scan)."""
+    rng = np.random.default_rng(9)
+    if structured:
+        centres = rng.standard_normal((30, 32))
+        vectors = centres[rng.integers(0, 30, 6000)] + 0.2 * rng.standard_normal((6000, 32))
+    else:
+        vectors = rng.standard_normal((6000, 32))
+    queries = vectors[:64] + 0.05 * rng.standard_normal((64, 32))
+    pruned = ExactIndex(32, Distance.DOT, prune_min_points=0)
+    pruned.upsert(list(range(6000)), vectors)
+    pruned.delete(range(100, 200))
+    plain = ExactIndex(32, Distance.DOT, prune_min_points=10**9)
+    plain.upsert(list(range(6000)), vectors)
+    plain.delete(range(100, 200))
+    partition = build_partition(vectors.astype(np.float32), np.arange(6000))
+    skipped = pruned_top_k(partition, queries.astype(np.float32), 10) is None
+    assert skipped is not structured
+    for got, want in zip(
+        pruned.search_batch(queries, 10), plain.search_batch(queries, 10), strict=True
+    ):
+        assert [h.id for h in got] == [h.id for h in want]
+        assert np.allclose([h.score for h in got], [h.score for h in want], rtol=1e-5)
