@@ -9,8 +9,9 @@ Rules:
   the cluster has no leader; a joiner without a URI gets one derived from its address.
 * Killing a peer cancels its task and takes it off the network; restarting builds a new Peer
   on the same storage and re-applies the committed log, as a restarted process does.
-* Peer ids come from the seeded generator, so a run replays from its seed (see
-  :mod:`refimpl.peer.memnet` for the one caveat).
+* Peer ids, election timeouts and network faults come from the seeded generator; trio's
+  scheduling order does not (see :mod:`refimpl.peer.memnet`), so runs agree in outcome, not in
+  every millisecond.
 
 Theory of operation: run inside ``trio.run(..., clock=MockClock(autojump_threshold=0))``;
 :meth:`SimCluster.wait_until` polls a predicate every tick of virtual time.
@@ -24,6 +25,7 @@ import trio
 
 from refimpl.ids import PeerId
 from refimpl.peer.cluster_state import ClusterStateMachine
+from refimpl.peer.data_plane import DataPlane, attach_shards
 from refimpl.peer.identity import new_peer_id
 from refimpl.peer.memnet import MemoryNetwork
 from refimpl.peer.node import Peer, PeerOptions
@@ -48,6 +50,8 @@ class SimPeer:
     known_peers: dict[PeerId, str] = field(default_factory=dict)
     peer: Peer | None = None
     scope: trio.CancelScope | None = None
+    plane: DataPlane | None = None
+    """Collections and points, when the cluster was built ``with_data``."""
 
     @property
     def up(self) -> bool:
@@ -64,9 +68,13 @@ class SimCluster:
         seed: int,
         tick_period_s: float = 0.1,
         state_factory: Callable[[], StateMachine] = ClusterStateMachine,
+        *,
+        with_data: bool = False,
     ) -> None:
         self._nursery = nursery
         self._state_factory = state_factory
+        self.with_data = with_data
+        """Give each peer a data plane (in-memory shards, lost when the peer is killed)."""
         self.rng = random.Random(seed)
         self.network = MemoryNetwork(nursery, random.Random(self.rng.random()))
         self.tick_period_s = tick_period_s
@@ -92,18 +100,32 @@ class SimCluster:
             compact_log_entries=self.compact_log_entries,
         )
         rng = random.Random(self.rng.random())
-        peer = Peer(
-            options, sim.storage, self._state_factory(), transport, rng, known_peers=sim.known_peers
-        )
+        state = self._state_factory()
+        shards = None
+        if self.with_data:
+            assert isinstance(state, ClusterStateMachine), "a data plane needs the full state"
+            shards = attach_shards(sim.peer_id, state, None, threaded=False)
+        peer = Peer(options, sim.storage, state, transport, rng, known_peers=sim.known_peers)
+        if shards is not None:
+            assert isinstance(state, ClusterStateMachine)
+            sim.plane = DataPlane.build(peer, state, shards)
         peer.on_peers_changed = sim.known_peers.update
         sim.peer = peer
         scope = trio.CancelScope()
         sim.scope = scope
         self.network.register(sim.address, peer)
 
+        plane = sim.plane
+
         async def run_peer(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
             with scope:
-                await peer.run(task_status=task_status)
+                if plane is None:
+                    await peer.run(task_status=task_status)
+                    return
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(plane.run)
+                    await peer.run(task_status=task_status)
+                    nursery.cancel_scope.cancel()  # the peer left the cluster
 
         await self._nursery.start(run_peer)
 

@@ -9,9 +9,11 @@ Rules:
   ``blocked`` (ordered pairs of URIs that cannot reach each other; :meth:`partition` fills it
   symmetrically). Requests (joins, forwarded proposals) see partitions and delays but are never
   dropped at random: a lost request looks like a timeout, which partitions already model.
-* All randomness comes from the ``random.Random`` given to the network. Delivery order under
-  equal delays follows trio's scheduler, which is deterministic for a given program but not
-  documented as such — this is the one source of non-determinism in a peer simulation.
+* All randomness of the network comes from the ``random.Random`` given to it. The one source
+  of non-determinism left is trio itself: it deliberately shuffles the order in which runnable
+  tasks run, so two runs with the same seed may interleave differently (tests therefore assert
+  outcomes, not exact timings; the sans-IO simulator in :mod:`refimpl.sim` is the place for
+  exact replays).
 
 Theory of operation: each delivery is a task sleeping its delay in the network's nursery, so
 under ``trio.testing.MockClock(autojump_threshold=0)`` hours of cluster time pass in moments.
