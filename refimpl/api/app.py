@@ -232,7 +232,7 @@ def create_app(ctx: ApiContext, extra_routes: Sequence[BaseRoute] = ()) -> Starl
         return Route(path, endpoint(handler, ctx), methods=[method])
 
     async def openapi(request: Request) -> Response:
-        return JSONResponse(openapi_document(QDRANT_VERSION))
+        return JSONResponse(openapi_document(QDRANT_VERSION, with_data=ctx.plane is not None))
 
     routes: list[BaseRoute] = [
         Route("/", root, methods=["GET"]),

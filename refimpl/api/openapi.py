@@ -7,7 +7,7 @@ Qdrant's own ``openapi.json``. A test checks that every route of the app is docu
 
 from typing import Any
 
-__all__ = ["DOCUMENTED_PATHS", "openapi_document"]
+__all__ = ["DATA_PATHS", "DOCUMENTED_PATHS", "openapi_document"]
 
 
 def _envelope(result_schema: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +67,56 @@ DOCUMENTED_PATHS: dict[str, dict[str, Any]] = {
     "/openapi.json": {"get": {"operationId": "openapi", "responses": {"200": {"description": "this document"}}}},
 }  # fmt: skip
 
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_WAIT = {"name": "wait", "in": "query", "schema": {"type": "boolean", "default": False}}
+_TIMEOUT = {"name": "timeout", "in": "query", "schema": {"type": "integer", "minimum": 1}}
+_CONSISTENCY = {"name": "consistency", "in": "query", "schema": {"type": "string"}}
+_JSON_BODY = {"content": {"application/json": {"schema": _ANY}}}
+_UPDATE_RESULT = {"type": "object", "properties": {"operation_id": {"type": "integer"},
+                                                   "status": {"type": "string"}}}  # fmt: skip
+
+
+def _op(op_id: str, summary: str, result: dict[str, Any], *params: dict[str, Any],
+        body: bool = False) -> dict[str, Any]:  # fmt: skip
+    out: dict[str, Any] = {"operationId": op_id, "summary": summary,
+                           "parameters": [_NAME, *params], "responses": _answer(summary, result)}  # fmt: skip
+    if body:
+        out["requestBody"] = _JSON_BODY
+    return out
+
+
+DATA_PATHS: dict[str, dict[str, Any]] = {
+    "/collections": {"get": {"operationId": "get_collections", "summary": "List collections",
+                             "responses": _answer("names", _ANY)}},
+    "/collections/{name}": {
+        "put": _op("create_collection", "Create a collection through consensus",
+                   {"type": "boolean"}, _TIMEOUT, body=True),
+        "patch": _op("update_collection", "Change collection parameters", {"type": "boolean"},
+                     _TIMEOUT, body=True),
+        "get": _op("get_collection", "Collection info", _ANY),
+        "delete": _op("delete_collection", "Delete a collection", {"type": "boolean"}, _TIMEOUT),
+    },
+    "/collections/{name}/exists": {"get": _op("collection_exists", "Does it exist", _ANY)},
+    "/collections/{name}/cluster": {
+        "get": _op("collection_cluster_info", "Shards, replicas and transfers", _ANY)},
+    "/collections/{name}/points": {
+        "put": _op("upsert_points", "Upsert points", _UPDATE_RESULT, _WAIT, body=True),
+        "post": _op("get_points", "Retrieve points by id", _ANY, _CONSISTENCY, body=True),
+    },
+    "/collections/{name}/points/delete": {
+        "post": _op("delete_points", "Delete by ids or filter", _UPDATE_RESULT, _WAIT, body=True)},
+    "/collections/{name}/points/count": {
+        "post": _op("count_points", "Count points", _ANY, body=True)},
+    "/collections/{name}/points/scroll": {
+        "post": _op("scroll_points", "Page through points by id", _ANY, _CONSISTENCY, body=True)},
+    "/collections/{name}/points/query": {
+        "post": _op("query_points", "Nearest points", _ANY, _CONSISTENCY, body=True)},
+    "/collections/{name}/points/query/batch": {
+        "post": _op("query_batch_points", "Several queries", _ANY, _CONSISTENCY, body=True)},
+    "/collections/{name}/points/search": {
+        "post": _op("search_points", "Legacy search", _ANY, _CONSISTENCY, body=True)},
+}  # fmt: skip
+
 _CLUSTER_STATUS = {
     "type": "object",
     "required": ["status"],
@@ -86,15 +136,15 @@ _CLUSTER_STATUS = {
 }  # fmt: skip
 
 
-def openapi_document(version: str) -> dict[str, Any]:
-    """The whole document."""
+def openapi_document(version: str, with_data: bool = False) -> dict[str, Any]:
+    """The whole document (with the collection and points paths when ``with_data``)."""
     error_body = {"type": "object", "properties": {
         "status": {"type": "object", "properties": {"error": {"type": "string"}}},
         "time": {"type": "number"}}}  # fmt: skip
     return {
         "openapi": "3.0.1",
         "info": {"title": "refimpl (Qdrant-compatible cluster API)", "version": version},
-        "paths": DOCUMENTED_PATHS,
+        "paths": {**DOCUMENTED_PATHS, **(DATA_PATHS if with_data else {})},
         "components": {
             "schemas": {"ClusterStatus": _CLUSTER_STATUS, "ErrorResponse": error_body},
             "responses": {

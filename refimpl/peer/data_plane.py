@@ -27,9 +27,12 @@ from refimpl.peer.shards import LocalShards
 __all__ = ["DataPlane", "attach_shards"]
 
 
-def attach_shards(peer_id: PeerId, machine: ClusterStateMachine, root: Path | None) -> LocalShards:
-    """Local shards (under ``root``, or in memory) that follow ``machine``'s state."""
-    shards = LocalShards(peer_id, root)
+def attach_shards(
+    peer_id: PeerId, machine: ClusterStateMachine, root: Path | None, *, threaded: bool = True
+) -> LocalShards:
+    """Local shards (under ``root``, or in memory) that follow ``machine``'s state;
+    ``threaded=False`` runs shard calls inline (the simulation in virtual time)."""
+    shards = LocalShards(peer_id, root, threaded=threaded)
     machine.listeners.append(lambda: shards.reconcile(machine))
     shards.reconcile(machine)
     return shards

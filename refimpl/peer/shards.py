@@ -96,16 +96,25 @@ class LocalShard:
     config: ShardConfig
     opener: Callable[[], ShardStore]
     store: ShardStore | None = None
+    threaded: bool = True
+    """False in the peer simulation: calls run inline, so virtual time stays deterministic."""
     lock: trio.Lock = field(default_factory=trio.Lock)
 
     async def run(self, fn: Callable[[ShardStore], T]) -> T:
         """Run ``fn(store)`` in a worker thread, one call at a time."""
         async with self.lock:
             if self.store is None:
-                self.store = await trio.to_thread.run_sync(self.opener)
+                self.store = await self._call(self.opener)
                 log.info("opened shard %s/%d (%d points)", self.collection, self.shard_id,
                          len(self.store))  # fmt: skip
-            return await trio.to_thread.run_sync(_in_worker, fn, self.store)
+            store = self.store
+            return await self._call(lambda: _in_worker(fn, store))
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        if self.threaded:
+            return await trio.to_thread.run_sync(fn)
+        await trio.lowlevel.checkpoint()
+        return fn()
 
     @property
     def points_count(self) -> int:
@@ -134,9 +143,10 @@ class LocalShards:
     """The stores of the replicas placed on ``peer_id``; on disk under ``root``, or in memory
     when ``root`` is None (the peer simulation)."""
 
-    def __init__(self, peer_id: PeerId, root: Path | None) -> None:
+    def __init__(self, peer_id: PeerId, root: Path | None, *, threaded: bool = True) -> None:
         self.peer_id = peer_id
         self.root = root
+        self.threaded = threaded
         self._shards: dict[Key, LocalShard] = {}
         self._state = ClusterState()
         self._changed = trio.Event()
@@ -188,7 +198,9 @@ class LocalShards:
                 return ShardStore.in_memory(config, MemoryMedium())
             return ShardStore.open(directory, config)
 
-        self._shards[key] = LocalShard(name, shard_id, incarnation, config, opener)
+        self._shards[key] = LocalShard(
+            name, shard_id, incarnation, config, opener, threaded=self.threaded
+        )
 
     def _drop(self, shard: LocalShard) -> None:
         """Forget a replica: its files go once no call is using the store."""
