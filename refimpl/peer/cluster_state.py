@@ -13,6 +13,11 @@ Rules:
 * Peers added or removed by committed conf changes go through the same pure ``apply`` as
   ``AddPeer`` / ``RemovePeer(force=True)``: the decision to remove (and the "holds replicas"
   guard) was taken before the conf change was proposed.
+* Each applied ``CreateCollection`` gets an *incarnation* number (how many collections were
+  created before it), the same on every peer and kept in snapshots; the local shard stores are
+  filed under it, so a collection re-created under an old name never sees the old files.
+* ``listeners`` are called after every change (applied entry, conf change, loaded snapshot):
+  that is how the peer's local shards follow the state (:mod:`refimpl.peer.shards`).
 
 Theory of operation: a thin mutable holder around the immutable :class:`ClusterState`; each
 committed entry replaces ``cluster`` by the state ``apply`` returns.

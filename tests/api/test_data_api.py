@@ -134,3 +134,24 @@ async def test_a_recreated_collection_starts_empty(
     await call(peers[2], "PUT", "/collections/c", create)
     assert (await call(peers[0], "POST", "/collections/c/points/count", {}))["count"] == 0
     assert await call(peers[0], "POST", "/collections/c/points", {"ids": [1]}) == []
+
+
+async def test_oversized_and_malformed_bodies_are_4xx(
+    sim: SimCluster, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body over the limit is refused with 413, bad JSON with 400, before any shard sees it."""
+    import refimpl.api.data
+
+    first = await sim.start_first()
+    await sim.wait_until(lambda: sim.leader() is not None)
+    await call(first, "PUT", "/collections/c", {"vectors": {"size": DIM, "distance": "Dot"}})
+    monkeypatch.setattr(refimpl.api.data, "BODY_BYTES_MAX", 1000)
+    points = {"points": [{"id": i, "vector": [0.0] * DIM} for i in range(100)]}
+    async with http(first) as client:
+        big = await client.put("/collections/c/points", json=points)
+        bad = await client.put("/collections/c/points", content=b'{"points": [')
+        wait = await client.put("/collections/c/points?wait=yes", json={"points": []})
+    assert big.status_code == 413 and "over 1000" in big.json()["status"]["error"]
+    assert bad.status_code == 400 and "not valid JSON" in bad.json()["status"]["error"]
+    assert wait.status_code == 400 and "`wait`" in wait.json()["status"]["error"]
+    assert (await call(first, "POST", "/collections/c/points/count", {}))["count"] == 0
