@@ -129,6 +129,8 @@ class TcpTransport:
                 with trio.fail_after(self._connect_timeout_s):
                     stream = await trio.open_tcp_stream(host, port)
             except (OSError, ValueError, trio.TooSlowError) as exc:
+                if self._queues.get(uri) is not mine:
+                    return  # forgotten while connecting: nothing to count any more
                 self._failures.record(uri, f"connect failed: {exc or type(exc).__name__}")
                 await trio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, self._backoff[1])
@@ -140,7 +142,8 @@ class TcpTransport:
                         await stream.send_all(frame)
                     return  # the queue was closed by forget()
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                    self._failures.record(uri, f"send failed: {exc or type(exc).__name__}")
+                    if self._queues.get(uri) is mine:
+                        self._failures.record(uri, f"send failed: {exc or type(exc).__name__}")
 
     async def request(self, uri: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Open a connection, send one REQUEST, return the RESPONSE body."""
