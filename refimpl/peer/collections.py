@@ -313,8 +313,8 @@ class Collections:
         config = parse_create_collection(body, len(peers))
         load = {p: cluster.replica_count(p) for p in peers}
         placement = plan_placement(peers, config.shard_number, config.replication_factor, load)
-        with trio.move_on_after(timeout_s):
-            await self._propose(CreateCollection(name, config, placement), timeout_s)
+        await self._propose(CreateCollection(name, config, placement), timeout_s)
+        with trio.move_on_after(timeout_s):  # created; Active follows in a few ticks
             while not self._all_active(name):
                 await trio.sleep(0.02)
         return True

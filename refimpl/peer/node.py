@@ -518,7 +518,12 @@ class Peer:
         kind = body.get("kind")
         extra = self.request_handlers.get(str(kind))
         if extra is not None:
-            return await extra(body)
+            try:
+                return await extra(body)
+            except Exception as exc:  # a bug in one request must not stop the peer
+                log.exception("peer %d: %s request failed", self.id, kind)
+                error = f"internal error: {type(exc).__name__}: {exc}"
+                return {"ok": False, "error": error, "retryable": True}
         try:
             if kind == "join":
                 return await self._handle_join(body, remote_host)

@@ -74,7 +74,7 @@ from refimpl.points import (
 from refimpl.points.errors import point_not_found
 from refimpl.replication import ReplicaEvent, serves_reads, write_outcome, write_targets
 from refimpl.sharding import HashRing
-from refimpl.storage import ShardStore
+from refimpl.storage import ShardStore, StorageError
 
 __all__ = [
     "ClusterView",
@@ -169,6 +169,11 @@ class Router:
         self.view = view
         self.shards = shards
         self._rings: dict[int, HashRing] = {}
+        self.after_local_update: (
+            Callable[[str, ShardId, dict[str, Any]], Awaitable[None]] | None
+        ) = None
+        """Called once this peer applied an update it coordinated to its own replica (a shard
+        transfer forwards it to the target, :mod:`refimpl.peer.transfers`)."""
 
     # ------------------------------------------------------------ collections
 
@@ -252,9 +257,13 @@ class Router:
                 if peer == self.peer.id:
                     local = self._local(t, shard_id)
                     result = await local.run(lambda s: s.apply(op, wait=wait).operation_id)
+                    if self.after_local_update is not None:
+                        await self.after_local_update(t.name, shard_id, body)
                 else:
                     result = int((await self._remote(peer, body))["operation_id"])
-            except (_ReplicaFailedError, _RemoteBadRequestError, BadRequest) as exc:
+            except (
+                _ReplicaFailedError, _RemoteBadRequestError, BadRequest, StorageError, OSError
+            ) as exc:  # fmt: skip
                 acks[peer] = False
                 errors.append(f"peer {peer}: {exc}")
                 return
@@ -437,6 +446,11 @@ class Router:
         except BadRequest as exc:
             return {"ok": False, "error": str(exc), "status": exc.status_code,
                     "retryable": False}  # fmt: skip
+        except (StorageError, OSError) as exc:
+            # The coordinator counts this replica as failed; this peer keeps running.
+            log.error("peer %d: shard %s/%d failed: %s", self.peer.id, name, shard_id, exc)
+            return {"ok": False, "error": f"shard failed on peer {self.peer.id}: {exc}",
+                    "retryable": True}  # fmt: skip
 
     async def _apply_remote(self, shard: LocalShard, body: dict[str, Any]) -> Any:
         op, raw_filter = decode_update(body.get("op"), shard.config.dim)

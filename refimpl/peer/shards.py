@@ -40,7 +40,7 @@ from refimpl.ids import PeerId, ShardId
 from refimpl.index import Distance, HnswConfig
 from refimpl.peer.node import ProposalError
 from refimpl.replication import ReplicaEvent, ReplicaState
-from refimpl.storage import MemoryMedium, ShardConfig, ShardStore
+from refimpl.storage import MemoryMedium, ShardConfig, ShardStore, StorageError
 
 __all__ = ["ClusterView", "LocalShard", "LocalShards", "shard_config"]
 
@@ -117,6 +117,11 @@ class LocalShard:
         return fn()
 
     @property
+    def key(self) -> tuple[str, ShardId]:
+        """``(collection, shard_id)``."""
+        return (self.collection, self.shard_id)
+
+    @property
     def points_count(self) -> int:
         """Points stored (0 until the store is opened)."""
         return 0 if self.store is None else len(self.store)
@@ -151,6 +156,8 @@ class LocalShards:
         self._state = ClusterState()
         self._changed = trio.Event()
         self._closing: list[LocalShard] = []
+        self.broken: dict[Key, str] = {}
+        """Replicas whose files could not be opened, and why."""
 
     # ------------------------------------------------------------------ views
 
@@ -231,6 +238,16 @@ class LocalShards:
 
     # -------------------------------------------------------------- activation
 
+    async def _open_or_report(self, shard: LocalShard) -> None:
+        """Open a store; a store that cannot be opened (damaged files) is reported and left
+        closed, so its replica stays Initializing instead of serving wrong data."""
+        try:
+            await shard.run(lambda store: None)
+        except (StorageError, OSError) as exc:
+            self.broken[shard.key] = str(exc)
+            log.error("peer %d: cannot open shard %s/%d: %s", self.peer_id, shard.collection,
+                      shard.shard_id, exc)  # fmt: skip
+
     def pending_activations(self) -> list[SetReplicaState]:
         """Operations that would turn this peer's Initializing replicas Active."""
         ops = []
@@ -269,8 +286,8 @@ class LocalShards:
                     self._destroy(shard)
                 self._closing.remove(shard)
             for shard in list(self._shards.values()):
-                if shard.store is None:
-                    await shard.run(lambda store: None)
+                if shard.store is None and shard.key not in self.broken:
+                    await self._open_or_report(shard)
             for op in self.pending_activations():
                 try:
                     await propose(encode_operation(op))
