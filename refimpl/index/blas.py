@@ -16,14 +16,24 @@ import contextlib
 import importlib
 import importlib.util
 from collections.abc import Iterator
+from typing import Any
+
+_controller: list[Any] = []
+"""The threadpoolctl controller, made once: finding the BLAS libraries reads the process's
+memory map, far too slow to repeat on every call."""
 
 
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[None]:
     """Run the ``with`` block with BLAS limited to one thread (if threadpoolctl is present)."""
-    if importlib.util.find_spec("threadpoolctl") is None:
+    if not _controller:
+        if importlib.util.find_spec("threadpoolctl") is None:
+            _controller.append(None)
+        else:
+            _controller.append(importlib.import_module("threadpoolctl").ThreadpoolController())
+    controller = _controller[0]
+    if controller is None:
         yield
         return
-    limits = importlib.import_module("threadpoolctl").threadpool_limits
-    with limits(limits=1, user_api="blas"):
+    with controller.limit(limits=1, user_api="blas"):
         yield

@@ -67,6 +67,9 @@ from refimpl.index.store import VectorStore
 ProgressCallback = Callable[[int], None]
 """Called with the number of elements just inserted (e.g. ``tqdm.update``)."""
 
+SINGLE_QUERY_EXPAND = 8
+"""Candidates one query expands per round (see :func:`~refimpl.index.graph.search_layers`)."""
+
 _WORK_BUDGET = 1 << 26
 """Elements of the biggest temporary (a visited mask or a pair-distance block) per chunk."""
 
@@ -358,9 +361,8 @@ class HnswIndex:
     ) -> list[ScoredPoint]:
         """The ``k`` best points for one query; ``ef`` defaults to ``ef_construct`` (as in
         Qdrant) and is raised to ``k`` when smaller."""
-        prepared = self.store.check_query(query)
-        with one_blas_thread():
-            return self._answer(prepared[None, :], k, ef, allowed, exact)[0]
+        prepared = self.store.check_query(query)  # one query: matrix-vector products only
+        return self._answer(prepared[None, :], k, ef, allowed, exact)[0]
 
     def search_batch(
         self,
@@ -450,7 +452,8 @@ class HnswIndex:
                 return dots
             return one_to_many(distance, query, vectors[rows], sq[rows])
 
-        return search_layers(distances_to, self.layers[: self.top_level + 1], self.entry_point, ef)
+        layers = self.layers[: self.top_level + 1]
+        return search_layers(distances_to, layers, self.entry_point, ef, SINGLE_QUERY_EXPAND)
 
     def _graph_search_lockstep(self, queries: FloatArray, ef: int) -> tuple[IdArray, FloatArray]:
         """Many queries: greedy descent (a beam of 1) on the upper layers, then the beam of
