@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
 from refimpl.api.app import ApiContext, ApiError, endpoint
+from refimpl.api.cluster_ops import cluster_ops_routes
 from refimpl.peer.data_plane import DataPlane
 from refimpl.peer.router import ShardUnavailableError
 from refimpl.points import BadRequest
@@ -214,4 +215,5 @@ def data_routes(ctx: ApiContext) -> list[BaseRoute]:
         ("/collections/{name}/points/query/batch", query_batch, "POST"),
         ("/collections/{name}/points/search", search_points, "POST"),
     ]
-    return [Route(path, endpoint(_wrap(call), ctx), methods=[m]) for path, call, m in table]
+    routes = [Route(path, endpoint(_wrap(call), ctx), methods=[m]) for path, call, m in table]
+    return [*routes, *cluster_ops_routes(ctx)]  # POST …/cluster: refimpl.api.cluster_ops

@@ -98,7 +98,9 @@ DATA_PATHS: dict[str, dict[str, Any]] = {
     },
     "/collections/{name}/exists": {"get": _op("collection_exists", "Does it exist", _ANY)},
     "/collections/{name}/cluster": {
-        "get": _op("collection_cluster_info", "Shards, replicas and transfers", _ANY)},
+        "get": _op("collection_cluster_info", "Shards, replicas and transfers", _ANY),
+        "post": _op("update_collection_cluster", "Move, replicate or drop a shard replica; "
+                    "abort a transfer", {"type": "boolean"}, _TIMEOUT, body=True)},
     "/collections/{name}/points": {
         "put": _op("upsert_points", "Upsert points", _UPDATE_RESULT, _WAIT, body=True),
         "post": _op("get_points", "Retrieve points by id", _ANY, _CONSISTENCY, body=True),

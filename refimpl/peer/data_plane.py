@@ -9,7 +9,8 @@ Rules:
 * :meth:`DataPlane.run` must run in the peer's nursery: it proposes the activation of new
   replicas and finishes deferred shard deletions.
 * The two shard request kinds of the p2p protocol (``shard_update``, ``shard_read``) are
-  answered by the router.
+  answered by the router; ``shard_update`` and ``transfer_init`` pass through the shard
+  transfers first (:mod:`refimpl.peer.transfers`), which forward updates during a transfer.
 
 Theory of operation: plain wiring, shared by the process runner and the peer simulation.
 """
@@ -17,12 +18,15 @@ Theory of operation: plain wiring, shared by the process runner and the peer sim
 from dataclasses import dataclass
 from pathlib import Path
 
+import trio
+
 from refimpl.ids import PeerId
 from refimpl.peer.cluster_state import ClusterStateMachine
 from refimpl.peer.collections import Collections
 from refimpl.peer.node import Peer
 from refimpl.peer.router import Router
 from refimpl.peer.shards import LocalShards
+from refimpl.peer.transfers import ShardTransfers
 
 __all__ = ["DataPlane", "attach_shards"]
 
@@ -46,6 +50,7 @@ class DataPlane:
     shards: LocalShards
     router: Router
     collections: Collections
+    transfers: ShardTransfers
 
     @classmethod
     def build(cls, peer: Peer, machine: ClusterStateMachine, shards: LocalShards) -> "DataPlane":
@@ -54,8 +59,13 @@ class DataPlane:
         collections = Collections(peer, machine, shards, router)
         peer.request_handlers["shard_update"] = router.handle_request
         peer.request_handlers["shard_read"] = router.handle_request
-        return cls(peer, shards, router, collections)
+        transfers = ShardTransfers(peer, machine, shards, router.handle_request)
+        router.after_local_update = transfers.forward
+        return cls(peer, shards, router, collections, transfers)
 
     async def run(self) -> None:
-        """Background work: replica activation and deferred shard deletion."""
-        await self.shards.run_activator(self.peer.propose)
+        """Background work: replica activation, deferred shard deletion, shard transfers and
+        the recovery of Dead replicas."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.transfers.run)
+            await self.shards.run_activator(self.peer.propose)
