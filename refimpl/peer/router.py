@@ -91,6 +91,10 @@ SHARD_REQUEST_TIMEOUT_S = 30.0
 _HIGHER_IS_BETTER = {"Cosine": True, "Dot": True, "Euclid": False, "Manhattan": False}
 
 
+MARK_DEAD_WAIT_S = 30.0
+"""How long a coordinator keeps proposing that a failed replica is Dead before it gives up."""
+
+
 class CollectionNotFoundError(BadRequest):
     """The request names a collection that does not exist."""
 
@@ -155,9 +159,18 @@ async def _gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
     async def one(i: int) -> None:
         results[i] = await calls[i]()
 
-    async with trio.open_nursery() as nursery:
-        for i in range(len(calls)):
-            nursery.start_soon(one, i)
+    try:
+        async with trio.open_nursery() as nursery:
+            for i in range(len(calls)):
+                nursery.start_soon(one, i)
+    except BaseExceptionGroup as group:
+        # One failed part fails the request: answer with its error, not with the group.
+        first: BaseException = group
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        if isinstance(first, Exception):
+            raise first from None
+        raise
     return results
 
 
@@ -290,15 +303,27 @@ class Router:
         for peer in peers:
             op = SetReplicaState(t.name, shard_id, peer, ReplicaEvent.UPDATE_FAILED,
                                  from_state=t.state.replicas[shard_id][peer])  # fmt: skip
-            try:
-                result = await self.peer.propose(encode_operation(op))
-            except ProposalError as exc:
-                raise ShardUnavailableError(
-                    500, "Service internal error: Consistency of this update is not "
-                    f"guaranteed ({exc}). Please retry.",
-                ) from None  # fmt: skip
+            result = await self._propose_dead(op)
             log.warning("peer %d: marked %s/%d on peer %d dead: %s",
                         self.peer.id, t.name, shard_id, peer, result)  # fmt: skip
+
+    async def _propose_dead(self, op: SetReplicaState) -> Any:
+        """Propose ``op``, retrying with backoff while consensus has no leader (the peer that
+        failed may have been the leader), for up to :data:`MARK_DEAD_WAIT_S` (Qdrant retries
+        until the Dead state is committed and waits up to 30 s before answering)."""
+        delay_s, waited_s = 0.1, 0.0
+        while True:
+            try:
+                return await self.peer.propose(encode_operation(op))
+            except ProposalError as exc:
+                if not exc.retryable or waited_s >= MARK_DEAD_WAIT_S:
+                    raise ShardUnavailableError(
+                        500, "Service internal error: Consistency of this update is not "
+                        f"guaranteed ({exc}). Please retry.",
+                    ) from None  # fmt: skip
+            await trio.sleep(delay_s)
+            waited_s += delay_s
+            delay_s = min(2 * delay_s, 2.0)
 
     # ------------------------------------------------------------------- reads
 

@@ -6,6 +6,7 @@ Facts §7.5 give the request shapes and the refusals checked here.
 """
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,6 @@ def _points(ids: range, seed: int) -> list[dict[str, Any]]:
 
 
 def _wait_cluster(url: str, predicate: Any, timeout_s: float = 30.0) -> dict[str, Any]:
-    import time
-
     deadline = time.monotonic() + timeout_s
     while True:
         info: dict[str, Any] = _ok(url, "GET", f"/collections/{NAME}/cluster")
@@ -65,7 +64,9 @@ def _wait_cluster(url: str, predicate: Any, timeout_s: float = 30.0) -> dict[str
 
 def _holders(info: dict[str, Any], me: int, shard: int) -> dict[int, str]:
     out = {r["peer_id"]: r["state"] for r in info["remote_shards"] if r["shard_id"] == shard}
-    out.update({me: r["state"] for r in info["local_shards"] if r["shard_id"] == shard})
+    for r in info["local_shards"]:
+        if r["shard_id"] == shard:
+            out[me] = r["state"]
     return out
 
 
@@ -115,7 +116,7 @@ def test_move_shard_under_concurrent_writes_loses_no_acknowledged_write(
         # keep writing a little after the switch: writes go to the new holder
         switched = len(acked)
         while len(acked) < switched + 20:
-            threading.Event().wait(0.05)
+            time.sleep(0.05)
     finally:
         stop.set()
         thread.join()
@@ -181,3 +182,54 @@ def test_replicate_then_drop_replica_and_refusals(cluster: LocalCluster) -> None
         assert words in response.json()["status"]["error"], (body, response.text)
     missing = _call(url, "POST", "/collections/nope/cluster", drop)
     assert missing.status_code == 404
+
+
+def test_a_dead_replica_recovers_by_itself_after_restart(cluster: LocalCluster) -> None:
+    """A peer killed while writes continue has its replica marked Dead (before the writes are
+    acknowledged); once restarted it pulls a transfer itself: Dead -> Partial -> Active, with
+    every point (spec "Node Failure Recovery"; facts §4.4)."""
+    url = cluster.peers[0].rest_url
+    name = "healing"
+    body = {"vectors": {"size": DIM, "distance": "Dot"}, "shard_number": 1,
+            "replication_factor": 2}  # fmt: skip
+    assert _ok(url, "PUT", f"/collections/{name}", body) is True
+    me = _peer_id(url)
+    path = f"/collections/{name}/cluster"
+    info = _wait_cluster_of(url, name, lambda i: len(_holders(i, me, 0)) == 2)
+    holders = sorted(_holders(info, me, 0))
+    victim = next(i for i, p in enumerate(cluster.peers) if _peer_id(p.rest_url) in holders)
+    victim_id = _peer_id(cluster.peers[victim].rest_url)
+    survivor = next(i for i in range(3) if i != victim)
+    s_url = cluster.peers[survivor].rest_url
+    _ok(s_url, "PUT", f"/collections/{name}/points?wait=true", {"points": _points(range(500), 3)})
+    cluster.kill(victim)
+    _ok(s_url, "PUT", f"/collections/{name}/points?wait=true",
+        {"points": _points(range(500, 700), 4)})  # fmt: skip
+    # The write was acknowledged only after the failed replica was marked Dead.
+    dead = _ok(s_url, "GET", path)
+    assert _holders(dead, _peer_id(s_url), 0)[victim_id] == "Dead"
+    cluster.restart(victim)
+    v_url = cluster.peers[victim].rest_url
+    # Right after the restart the peer may still replay an old log (its replica looks
+    # Active); it catches up, sees itself Dead, pulls a transfer and ends Active with all.
+    want = [{"shard_id": 0, "points_count": 700, "state": "Active"}]
+    healed = _wait_cluster_of(v_url, name, lambda i: i["local_shards"] == want, 60)
+    assert set(_holders(healed, victim_id, 0).values()) == {"Active"}
+    assert healed["shard_transfers"] == []
+    log = cluster.peers[victim].log_path.read_text()
+    assert f"prepared {name}/0 for a transfer" in log
+
+
+def _wait_cluster_of(
+    url: str, name: str, predicate: Any, timeout_s: float = 30.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            info: dict[str, Any] = _ok(url, "GET", f"/collections/{name}/cluster")
+        except (httpx.HTTPError, AssertionError):
+            info = {}
+        if info and predicate(info):
+            return info
+        assert time.monotonic() < deadline, f"cluster never reached the state: {info}"
+        time.sleep(0.1)
