@@ -6,6 +6,10 @@ Rules:
   ``service.host`` (``0.0.0.0``), ``service.http_port`` (6333), ``cluster.enabled`` (false),
   ``cluster.p2p.port`` (6335), ``cluster.consensus.tick_period_ms`` (100),
   ``storage.storage_path`` (``./storage``), ``log_level`` (``INFO``).
+* Secrets — ``service.api_key``, ``service.read_only_api_key`` and ``cluster.p2p.secret`` —
+  are :class:`pydantic.SecretStr`, so printing or logging the settings shows ``**********``;
+  an empty string counts as unset (as in Qdrant). See :mod:`refimpl.api.auth` and
+  :mod:`refimpl.peer.handshake` for how they are used.
 * Sources, later wins: built-in defaults, the ``--config-path`` YAML file, then environment
   variables ``QDRANT__SECTION__KEY`` with ``__`` for each level of nesting, e.g.
   ``QDRANT__CLUSTER__ENABLED=true`` or ``QDRANT__CLUSTER__P2P__PORT=7335``.
@@ -21,14 +25,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "load_settings", "p2p_secret"]
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR"]
 
@@ -38,21 +42,30 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    # Unknown keys from a real Qdrant config (api_key, grpc_port, ...) are accepted and ignored.
+    # Unknown keys from a real Qdrant config (grpc_port, jwt_rbac, ...) are accepted and ignored.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class ServiceConfig(_Section):
-    """``service``: where the REST API listens."""
+    """``service``: where the REST API listens, and the keys it asks for."""
 
     host: str = "0.0.0.0"
     http_port: int = Field(default=6333, ge=0, le=65535)
+    api_key: SecretStr | None = None
+    """Read-write key: every REST call but the health checks must present it (when set)."""
+    read_only_api_key: SecretStr | None = None
+    """Key that may only read (GET and the searching POSTs)."""
+    enforce_internal_auth: bool = False
+    """Qdrant's switch for checking ``api_key`` on the p2p port: here it makes ``api_key`` the
+    p2p secret when ``cluster.p2p.secret`` is not set."""
 
 
 class P2pConfig(_Section):
     """``cluster.p2p``: the port other peers use to reach this one (Raft and joins)."""
 
     port: int = Field(default=6335, ge=0, le=65535)
+    secret: SecretStr | None = None
+    """Shared secret every peer of the cluster must prove it knows (refimpl's own key)."""
 
 
 class ConsensusConfig(_Section):
@@ -128,8 +141,31 @@ def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"])
-        lines.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
+        # A mistyped secret must not end up in the error message (which is logged).
+        shown = "(hidden)" if _is_secret(key) else repr(item.get("input"))
+        lines.append(f"{key}: {item['msg']} (got {shown})")
     return "invalid configuration: " + "; ".join(lines)
+
+
+def _is_secret(key: str) -> bool:
+    return key.endswith(("api_key", "secret"))
+
+
+def p2p_secret(settings: Settings) -> bytes | None:
+    """The secret peers prove on the p2p port, or None (port open, as in Qdrant).
+
+    ``cluster.p2p.secret`` if set; otherwise ``service.api_key`` when
+    ``service.enforce_internal_auth`` is true; empty strings count as unset.
+    """
+    chosen = settings.cluster.p2p.secret
+    if not _value(chosen) and settings.service.enforce_internal_auth:
+        chosen = settings.service.api_key
+    value = _value(chosen)
+    return value.encode() if value else None
+
+
+def _value(secret: SecretStr | None) -> str:
+    return secret.get_secret_value() if secret is not None else ""
 
 
 def load_settings(config_path: Path | None = None) -> Settings:

@@ -10,6 +10,8 @@ Rules:
 * Every process this module starts is stopped by :meth:`LocalCluster.stop_all` (SIGTERM, then
   SIGKILL after a grace period); use the cluster as a context manager so that happens in a
   ``finally``.
+* Settings for every peer go in ``extra_env`` (``QDRANT__…`` variables); when it sets
+  ``QDRANT__SERVICE__API_KEY`` the launcher's own queries present that key.
 * ``<data_dir>/cluster.json`` lists the peers' REST URLs so ``refimpl cluster status`` can find
   a running cluster.
 
@@ -182,7 +184,8 @@ class LocalCluster:
 
     def cluster_info(self, index: int, timeout_s: float = 1.0) -> dict[str, Any] | None:
         """``GET /cluster`` of peer ``index`` (its ``result``), or None if it does not answer."""
-        return fetch_cluster(self.peers[index].rest_url, timeout_s)
+        api_key = self.extra_env.get("QDRANT__SERVICE__API_KEY")
+        return fetch_cluster(self.peers[index].rest_url, timeout_s, api_key)
 
     def wait_until(self, what: str, predicate: Any, timeout_s: float = 30.0) -> Any:
         """Poll ``predicate()`` until it returns a truthy value; raise naming ``what``."""
@@ -238,10 +241,13 @@ def _plus_one(value: int | None) -> int | None:
     return None if value is None else value + 1
 
 
-def fetch_cluster(rest_url: str, timeout_s: float = 1.0) -> dict[str, Any] | None:
+def fetch_cluster(
+    rest_url: str, timeout_s: float = 1.0, api_key: str | None = None
+) -> dict[str, Any] | None:
     """``GET {rest_url}/cluster`` → ``result``, or None if the peer does not answer."""
+    headers = {"api-key": api_key} if api_key else None
     try:
-        response = httpx.get(f"{rest_url}/cluster", timeout=timeout_s)
+        response = httpx.get(f"{rest_url}/cluster", timeout=timeout_s, headers=headers)
         result: dict[str, Any] = response.json()["result"]
         return result
     except (httpx.HTTPError, ValueError, KeyError):

@@ -1,6 +1,7 @@
 """The trio driver: a real peer process around the sans-IO Raft core.
 
 Modules, bottom up: :mod:`~refimpl.peer.frames` (the p2p frame codec, pure),
+:mod:`~refimpl.peer.handshake` (peers prove the cluster secret before anything else),
 :mod:`~refimpl.peer.wire` (Raft messages and requests as frame bodies, pure),
 :mod:`~refimpl.peer.transport` (what the driver needs from a network),
 :mod:`~refimpl.peer.tcp` and :mod:`~refimpl.peer.memnet` (two networks),
@@ -20,6 +21,7 @@ from refimpl.peer.cluster_state import ClusterStateMachine
 from refimpl.peer.collections import Collections
 from refimpl.peer.data_plane import DataPlane, attach_shards
 from refimpl.peer.frames import Frame, FrameDecoder, FrameError, FrameType, encode_frame
+from refimpl.peer.handshake import HandshakeError
 from refimpl.peer.harness import SimCluster, SimPeer
 from refimpl.peer.memnet import MemoryNetwork, MemoryTransport
 from refimpl.peer.node import (
@@ -47,6 +49,7 @@ __all__ = [
     "FrameDecoder",
     "FrameError",
     "FrameType",
+    "HandshakeError",
     "InboundHandler",
     "LocalShard",
     "LocalShards",

@@ -36,10 +36,12 @@ import trio
 from hypercorn.trio import serve
 
 from refimpl.api.app import ApiContext, create_app
-from refimpl.config import Settings
+from refimpl.api.auth import with_api_keys
+from refimpl.config import Settings, p2p_secret
 from refimpl.ids import PeerId
 from refimpl.peer.cluster_state import ClusterStateMachine
 from refimpl.peer.data_plane import DataPlane, attach_shards
+from refimpl.peer.handshake import HandshakeError
 from refimpl.peer.identity import Identity, load_identity, new_peer_id, save_identity
 from refimpl.peer.node import Peer, PeerOptions
 from refimpl.peer.shards import LocalShards
@@ -116,7 +118,9 @@ async def _join(
         try:
             answer = await transport.request(bootstrap, body, timeout_s=10.0)
         except TransportError as exc:
-            answer = {"ok": False, "error": str(exc), "retryable": True}
+            # A refused handshake means our cluster secret is wrong: retrying cannot help.
+            retryable = exc.retryable if isinstance(exc, HandshakeError) else True
+            answer = {"ok": False, "error": str(exc), "retryable": retryable}
         if answer.get("ok") is True:
             peers = {PeerId(int(k)): str(v) for k, v in dict(answer["peers"]).items()}
             log.info(
@@ -179,7 +183,7 @@ async def _run_with_identity(
     slot = _Slot()
     transport: TcpTransport | _NoNetwork
     if settings.cluster.enabled:
-        transport = tcp = TcpTransport()
+        transport = tcp = TcpTransport(secret=p2p_secret(settings))
         p2p_port = await nursery.start(
             tcp.run, slot, settings.service.host, settings.cluster.p2p.port
         )
@@ -253,7 +257,7 @@ async def _serve_http(nursery: trio.Nursery, settings: Settings, ctx: ApiContext
     config.bind = [f"{settings.service.host}:{settings.service.http_port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
-    app = cast(hypercorn.typing.Framework, create_app(ctx))
+    app = cast(hypercorn.typing.Framework, with_api_keys(create_app(ctx), settings.service))
     await nursery.start(partial(serve, app, config, shutdown_trigger=trio.sleep_forever))
 
 

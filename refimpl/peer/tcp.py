@@ -11,6 +11,8 @@ Rules:
   ``backoff_max_s``); every failure is counted per URI for ``GET /cluster``.
 * An inbound connection that sends a malformed, oversized or corrupt frame (or a body that is
   not a valid message) is closed and counted by reason; the peer keeps running.
+* With a cluster ``secret`` every connection starts with :mod:`refimpl.peer.handshake`: we
+  prove the secret on the connections we open, and close (and count) inbound ones that do not.
 
 Theory of operation: :meth:`TcpTransport.run` serves the listener and owns a nursery in which
 one sender task per destination drains that destination's queue. URIs look like Qdrant's
@@ -25,6 +27,7 @@ from urllib.parse import urlsplit
 import trio
 
 from refimpl.peer.frames import MAX_BODY_BYTES, FrameDecoder, FrameError, FrameType, encode_frame
+from refimpl.peer.handshake import HANDSHAKE_TIMEOUT_S, HandshakeError, accept_peer, authenticate
 from refimpl.peer.transport import FailureCounter, InboundHandler, SendFailure, TransportError
 from refimpl.peer.wire import (
     WireError,
@@ -64,12 +67,17 @@ class TcpTransport:
         backoff_min_s: float = 0.05,
         backoff_max_s: float = 1.0,
         max_body_bytes: int = MAX_BODY_BYTES,
+        *,
+        secret: bytes | None = None,
+        handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
     ) -> None:
         assert queue_limit > 0 and 0 < backoff_min_s <= backoff_max_s
         self._queue_limit = queue_limit
         self._connect_timeout_s = connect_timeout_s
         self._backoff = (backoff_min_s, backoff_max_s)
         self._max_body_bytes = max_body_bytes
+        self._secret = secret or None  # an empty secret is no secret, as an empty api_key
+        self._handshake_timeout_s = handshake_timeout_s
         self._queues: dict[str, trio.MemorySendChannel[bytes]] = {}
         self._failures = FailureCounter()
         self._receive_errors: dict[str, int] = {}
@@ -88,7 +96,8 @@ class TcpTransport:
             self._nursery = nursery
             listeners = await trio.open_tcp_listeners(port, host=host)
             bound = listeners[0].socket.getsockname()[1]
-            log.info("p2p listening on %s:%d", host, bound)
+            secured = " (peers must prove the cluster secret)" if self._secret else ""
+            log.info("p2p listening on %s:%d%s", host, bound, secured)
             await nursery.start(trio.serve_listeners, self._connection_handler(handler), listeners)
             task_status.started(bound)
 
@@ -128,7 +137,8 @@ class TcpTransport:
                 host, port = parse_uri(uri)
                 with trio.fail_after(self._connect_timeout_s):
                     stream = await trio.open_tcp_stream(host, port)
-            except (OSError, ValueError, trio.TooSlowError) as exc:
+                await authenticate(stream, self._secret, uri, self._handshake_timeout_s)
+            except (OSError, ValueError, trio.TooSlowError, HandshakeError) as exc:
                 if self._queues.get(uri) is not mine:
                     return  # forgotten while connecting: nothing to count any more
                 self._failures.record(uri, f"connect failed: {exc or type(exc).__name__}")
@@ -151,6 +161,7 @@ class TcpTransport:
             host, port = parse_uri(uri)
             with trio.fail_after(timeout_s):
                 stream = await trio.open_tcp_stream(host, port)
+                await authenticate(stream, self._secret, uri, self._handshake_timeout_s)
                 async with stream:
                     await stream.send_all(encode_frame(FrameType.REQUEST, encode_object(body)))
                     decoder = FrameDecoder(self._max_body_bytes)
@@ -170,6 +181,9 @@ class TcpTransport:
         """Per-URI failure counters."""
         return self._failures.snapshot()
 
+    def _count_receive_error(self, reason: str) -> None:
+        self._receive_errors[reason] = self._receive_errors.get(reason, 0) + 1
+
     def receive_errors(self) -> Mapping[str, int]:
         """Inbound connections closed for a bad frame, by reason."""
         return dict(self._receive_errors)
@@ -184,7 +198,12 @@ class TcpTransport:
                 return
             async with stream:
                 try:
+                    if self._secret is not None:
+                        await accept_peer(stream, self._secret, self._handshake_timeout_s)
                     await self._read_frames(stream, handler, remote_host)
+                except HandshakeError as exc:
+                    self._count_receive_error(exc.reason)
+                    log.warning("p2p: refused connection from %s: %s", remote_host, exc)
                 except (FrameError, WireError) as exc:
                     reason = exc.reason if isinstance(exc, FrameError) else "bad_body"
                     self._receive_errors[reason] = self._receive_errors.get(reason, 0) + 1
@@ -212,3 +231,5 @@ class TcpTransport:
                         )
                     case FrameType.RESPONSE:
                         raise WireError("unexpected RESPONSE frame on an inbound connection")
+                    case FrameType.HANDSHAKE:
+                        raise WireError("unexpected HANDSHAKE frame after the connection started")
