@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from refimpl.api.app import ApiContext, ApiError, endpoint
 from refimpl.api.cluster_ops import cluster_ops_routes
+from refimpl.api.snapshots import snapshot_routes
 from refimpl.peer.data_plane import DataPlane
 from refimpl.peer.router import ShardUnavailableError
 from refimpl.points import BadRequest
@@ -216,4 +217,5 @@ def data_routes(ctx: ApiContext) -> list[BaseRoute]:
         ("/collections/{name}/points/search", search_points, "POST"),
     ]
     routes = [Route(path, endpoint(_wrap(call), ctx), methods=[m]) for path, call, m in table]
-    return [*routes, *cluster_ops_routes(ctx)]  # POST …/cluster: refimpl.api.cluster_ops
+    # POST …/cluster: refimpl.api.cluster_ops; …/snapshots: refimpl.api.snapshots
+    return [*routes, *cluster_ops_routes(ctx), *snapshot_routes(ctx)]

@@ -71,6 +71,7 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "str
 _WAIT = {"name": "wait", "in": "query", "schema": {"type": "boolean", "default": False}}
 _TIMEOUT = {"name": "timeout", "in": "query", "schema": {"type": "integer", "minimum": 1}}
 _CONSISTENCY = {"name": "consistency", "in": "query", "schema": {"type": "string"}}
+_SNAPSHOT = {"name": "snapshot_name", "in": "path", "required": True, "schema": {"type": "string"}}
 _JSON_BODY = {"content": {"application/json": {"schema": _ANY}}}
 _UPDATE_RESULT = {"type": "object", "properties": {"operation_id": {"type": "integer"},
                                                    "status": {"type": "string"}}}  # fmt: skip
@@ -101,6 +102,15 @@ DATA_PATHS: dict[str, dict[str, Any]] = {
         "get": _op("collection_cluster_info", "Shards, replicas and transfers", _ANY),
         "post": _op("update_collection_cluster", "Move, replicate or drop a shard replica; "
                     "abort a transfer", {"type": "boolean"}, _TIMEOUT, body=True)},
+    "/collections/{name}/snapshots": {
+        "post": _op("create_snapshot", "Snapshot this peer's shards", _ANY),
+        "get": _op("list_snapshots", "List snapshots", _ANY)},
+    "/collections/{name}/snapshots/recover": {
+        "put": _op("recover_from_snapshot", "Recover from a file or URL", {"type": "boolean"},
+                   body=True)},
+    "/collections/{name}/snapshots/{snapshot_name}": {
+        "get": _op("get_snapshot", "Download a snapshot", _ANY, _SNAPSHOT),
+        "delete": _op("delete_snapshot", "Delete a snapshot", {"type": "boolean"}, _SNAPSHOT)},
     "/collections/{name}/points": {
         "put": _op("upsert_points", "Upsert points", _UPDATE_RESULT, _WAIT, body=True),
         "post": _op("get_points", "Retrieve points by id", _ANY, _CONSISTENCY, body=True),
