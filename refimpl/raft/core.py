@@ -180,6 +180,7 @@ class RaftNode:
     def __init__(self, config: RaftConfig, storage: Storage, rng: random.Random) -> None:
         hard_state, membership = storage.initial_state()
         self._config = config
+        self._id = config.id  # read on every message: a plain attribute, not a property
         self._rng = rng
         self._log = RaftLog(storage, hard_state.commit)
         self._term = hard_state.term
@@ -196,6 +197,8 @@ class RaftNode:
         self._randomized_timeout_ticks = self._draw_timeout()
         self._votes: dict[PeerId, bool] = {}
         self._progress: dict[PeerId, Progress] = {}
+        # Sorted (peer, progress) of every follower; rebuilt after ``_progress`` changes.
+        self._follower_cache: list[tuple[PeerId, Progress]] | None = None
         self._outbox: list[Message] = []
         self._read_states: list[ReadState] = []
         self._reads = ReadOnly()
@@ -282,11 +285,11 @@ class RaftNode:
 
     def progress(self) -> Mapping[PeerId, tuple[LogIndex, LogIndex]]:
         """Leader only: ``peer -> (match, next)`` for every other member; else empty."""
-        return {p: (pr.match, pr.next) for p, pr in self._progress.items() if p != self.id}
+        return {p: (pr.match, pr.next) for p, pr in self._progress.items() if p != self._id}
 
     def _promotable(self) -> bool:
         """May this node campaign? Only a voter with no snapshot half-installed."""
-        return self.id in self._membership.voters and self._log.pending_snapshot is None
+        return self._id in self._membership.voters and self._log.pending_snapshot is None
 
     # ------------------------------------------------------------ role changes
 
@@ -310,6 +313,7 @@ class RaftNode:
         self._randomized_timeout_ticks = self._draw_timeout()
         self._votes = {}
         self._progress = {}
+        self._follower_cache = None
         self._lead_transferee = None
         self._reads.clear()  # never answered: only a leader may confirm reads
         self._broadcast_pending = False
@@ -322,22 +326,23 @@ class RaftNode:
     def _become_pre_candidate(self) -> None:
         self._reset(self._term)
         self._set_role(Role.PRE_CANDIDATE)
-        self._votes = {self.id: True}
+        self._votes = {self._id: True}
 
     def _become_candidate(self) -> None:
         self._reset(Term(self._term + 1))
         self._set_role(Role.CANDIDATE)
-        self._voted_for = self.id
-        self._votes = {self.id: True}
+        self._voted_for = self._id
+        self._votes = {self._id: True}
 
     def _become_leader(self) -> None:
         self._reset(self._term)
         self._set_role(Role.LEADER)
-        self._leader_id = self.id
+        self._leader_id = self._id
         last = self._log.last_index()
         for peer in self._membership.members:
             self._progress[peer] = Progress(match=LogIndex(0), next=LogIndex(last + 1))
-        own = self._progress.setdefault(self.id, Progress(LogIndex(0), LogIndex(last + 1)))
+        own = self._progress.setdefault(self._id, Progress(LogIndex(0), LogIndex(last + 1)))
+        self._follower_cache = None
         own.match = LogIndex(min(self._log.unstable_offset - 1, last))
         own.recent_active = True
         # Conf changes proposed by earlier leaders must be applied before we allow a new one.
@@ -364,11 +369,11 @@ class RaftNode:
             self._request_votes(self._term, pre_vote=False, leader_transfer=leader_transfer)
 
     def _request_votes(self, term: Term, pre_vote: bool, leader_transfer: bool) -> None:
-        for peer in sorted(self._membership.voters - {self.id}):
+        for peer in sorted(self._membership.voters - {self._id}):
             self._send(
                 RequestVote(
                     term,
-                    self.id,
+                    self._id,
                     peer,
                     self._log.last_index(),
                     self._log.last_term(),
@@ -415,16 +420,16 @@ class RaftNode:
 
     def _quorum_recently_active(self) -> bool:
         """CheckQuorum: did a majority of voters talk to us since the last check? Resets."""
-        active = {p for p, pr in self._progress.items() if pr.recent_active or p == self.id}
+        active = {p for p, pr in self._progress.items() if pr.recent_active or p == self._id}
         for peer, pr in self._progress.items():
-            pr.recent_active = peer == self.id
+            pr.recent_active = peer == self._id
         return has_quorum(active, self._membership.voters)
 
     # ---------------------------------------------------------------- messages
 
     def step(self, message: Message) -> None:
         """Handle one message from the network (any order, duplicates, or stale)."""
-        if message.dst != self.id:
+        if message.dst != self._id:
             return  # misdelivered: not ours to handle
         if isinstance(message, RequestVote) and message.src not in self._membership.voters:
             return  # removed or unknown peers must not disrupt the cluster
@@ -468,7 +473,7 @@ class RaftNode:
                 self._send(
                     AppendEntriesResponse(
                         self._term,
-                        self.id,
+                        self._id,
                         message.src,
                         False,
                         LogIndex(prev),
@@ -479,22 +484,22 @@ class RaftNode:
             case RequestVote():
                 self._send(
                     RequestVoteResponse(
-                        self._term, self.id, message.src, False, pre_vote=message.pre_vote
+                        self._term, self._id, message.src, False, pre_vote=message.pre_vote
                     )
                 )
             case _:
                 pass  # stale answers to requests of an older term: nothing to learn
 
     def _dispatch(self, message: Message) -> None:
-        match message:
-            case RequestVote():
-                self._on_request_vote(message)
-            case RequestVoteResponse():
-                self._on_vote_response(message)
+        match message:  # the two common messages first: each case is one isinstance test
             case AppendEntries():
                 self._on_append_entries(message)
             case AppendEntriesResponse():
                 self._on_append_response(message)
+            case RequestVote():
+                self._on_request_vote(message)
+            case RequestVoteResponse():
+                self._on_vote_response(message)
             case InstallSnapshot():
                 self._on_install_snapshot(message)
             case InstallSnapshotResponse():
@@ -520,7 +525,9 @@ class RaftNode:
             self._voted_for = message.src
             self._election_elapsed_ticks = 0  # we just helped somebody: do not compete
         reply_term = message.term if (granted and message.pre_vote) else self._term
-        self._send(RequestVoteResponse(reply_term, self.id, message.src, granted, message.pre_vote))
+        self._send(
+            RequestVoteResponse(reply_term, self._id, message.src, granted, message.pre_vote)
+        )
 
     def _on_vote_response(self, message: RequestVoteResponse) -> None:
         if message.pre_vote:
@@ -584,7 +591,7 @@ class RaftNode:
         self._send(
             AppendEntriesResponse(
                 self._term,
-                self.id,
+                self._id,
                 message.src,
                 success,
                 index,
@@ -620,34 +627,41 @@ class RaftNode:
             self._log.restore(message.snapshot)
             self._membership = meta.membership
             self._membership_history = [(meta.last_index, meta.membership)]
-        self._send(InstallSnapshotResponse(self._term, self.id, message.src, self._log.committed))
+        self._send(InstallSnapshotResponse(self._term, self._id, message.src, self._log.committed))
 
     # ----------------------------------------------------------- leader side
 
     def _send(self, message: Message) -> None:
-        assert message.dst != self.id, "a node never messages itself"
+        assert message.dst != self._id, "a node never messages itself"
         self._outbox.append(message)
 
     def _followers(self) -> Iterable[tuple[PeerId, Progress]]:
-        return ((p, pr) for p, pr in sorted(self._progress.items()) if p != self.id)
+        cached = self._follower_cache
+        if cached is None:
+            me = self._id
+            cached = [(p, pr) for p, pr in sorted(self._progress.items()) if p != me]
+            self._follower_cache = cached
+        return cached
 
     def _send_append(self, peer: PeerId, pr: Progress, send_empty: bool) -> bool:
         """Send ``peer`` the entries from ``pr.next`` if flow control allows; True if sent."""
         if pr.is_paused(self._config.max_inflight_messages):
             return False
+        log = self._log
         prev = LogIndex(pr.next - 1)
-        prev_term = self._log.term_at(prev)
-        if prev_term is None or pr.next < self._log.first_index():
+        prev_term = log.term_at(prev)
+        if prev_term is None or pr.next < log.first_index():
             return self._send_snapshot(peer, pr)
-        entries = self._log.entries(
-            pr.next, LogIndex(self._log.last_index() + 1), self._config.max_entries_per_message
-        )
+        last = log.last_index()
+        entries: tuple[Entry, ...] = ()
+        if pr.next <= last:  # (a heartbeat-only follower needs no log read at all)
+            entries = tuple(
+                log.entries(pr.next, LogIndex(last + 1), self._config.max_entries_per_message)
+            )
         if not entries and not send_empty:
             return False
         self._send(
-            AppendEntries(
-                self._term, self.id, peer, prev, prev_term, tuple(entries), self._log.committed
-            )
+            AppendEntries(self._term, self._id, peer, prev, prev_term, entries, log.committed)
         )
         pr.sent_entries(entries[-1].index if entries else prev, len(entries))
         return True
@@ -656,7 +670,7 @@ class RaftNode:
         snapshot = self._log.storage.snapshot()
         assert snapshot is not None, "entries are compacted, so a snapshot exists"
         pr.become_snapshot(snapshot.meta.last_index)
-        self._send(InstallSnapshot(self._term, self.id, peer, snapshot))
+        self._send(InstallSnapshot(self._term, self._id, peer, snapshot))
         return True
 
     def _send_all_allowed(self, peer: PeerId, pr: Progress) -> None:
@@ -691,7 +705,7 @@ class RaftNode:
             self._send(
                 AppendEntries(
                     self._term,
-                    self.id,
+                    self._id,
                     peer,
                     prev,
                     prev_term,
@@ -706,8 +720,10 @@ class RaftNode:
         if self._role is not Role.LEADER or pr is None:
             return
         pr.recent_active = True
-        self._reads.ack(message.src, message.read_ctx)
-        self._release_confirmed_reads()
+        if message.read_ctx:
+            self._reads.ack(message.src, message.read_ctx)
+        if self._reads.pending:
+            self._release_confirmed_reads()
         if not message.success:
             hint = self._find_conflict_by_term(message.reject_hint_index, message.reject_hint_term)
             if pr.maybe_decrease_to(message.match_index, hint):
@@ -765,7 +781,7 @@ class RaftNode:
 
     def _maybe_finish_transfer(self, peer: PeerId, pr: Progress) -> None:
         if self._lead_transferee == peer and pr.match == self._log.last_index():
-            self._send(TimeoutNow(self._term, self.id, peer))
+            self._send(TimeoutNow(self._term, self._id, peer))
 
     # ------------------------------------------------------------- proposals
 
@@ -810,7 +826,7 @@ class RaftNode:
         """Hand leadership to ``target`` once its log is up to date (TimeoutNow)."""
         if self._role is not Role.LEADER:
             raise NotLeader(self._leader_id)
-        if target == self.id:
+        if target == self._id:
             self._lead_transferee = None  # we are already the leader: cancel any transfer
             return
         if target not in self._membership.voters:
@@ -821,7 +837,7 @@ class RaftNode:
         self._election_elapsed_ticks = 0  # the transfer gets one election timeout
         pr = self._progress[target]
         if pr.match == self._log.last_index():
-            self._send(TimeoutNow(self._term, self.id, target))
+            self._send(TimeoutNow(self._term, self._id, target))
         else:
             self._send_append(target, pr, send_empty=False)
 
@@ -842,10 +858,10 @@ class RaftNode:
     def _start_reads(self, contexts: list[bytes]) -> None:
         """Record the commit index for ``contexts`` and confirm leadership with a heartbeat."""
         index = self._log.committed
-        if self._membership.voters <= {self.id}:
+        if self._membership.voters <= {self._id}:
             self._read_states.extend(ReadState(ctx, index) for ctx in contexts)
             return
-        self._reads.start(contexts, index, self.id)
+        self._reads.start(contexts, index, self._id)
 
     def _release_confirmed_reads(self) -> None:
         for read in self._reads.release(self._membership.voters):
@@ -863,15 +879,16 @@ class RaftNode:
         self._membership_history.append((entry.index, after))
         if self._role is not Role.LEADER:
             return
-        if self.id not in after.voters:
+        if self._id not in after.voters:
             self._become_follower(self._term, None)  # we were removed: stop leading
             return
         last = self._log.last_index()
         for peer in after.members - self._progress.keys():
             self._progress[peer] = Progress(match=LogIndex(0), next=LogIndex(last + 1))
             self._broadcast_pending = True
-        for peer in self._progress.keys() - after.members - {self.id}:
+        for peer in self._progress.keys() - after.members - {self._id}:
             del self._progress[peer]
+        self._follower_cache = None
         if self._lead_transferee is not None and self._lead_transferee not in after.voters:
             self._lead_transferee = None
         if change.kind is not ConfChangeKind.ADD_LEARNER and self._maybe_commit():
@@ -895,15 +912,19 @@ class RaftNode:
         """True if :meth:`ready` would return work (always False while one is outstanding)."""
         if self._outstanding is not None:
             return False
+        log, persisted = self._log, self._persisted_hard_state
         return bool(
             self._broadcast_pending
             or self._reads.round_open
             or self._outbox
             or self._read_states
-            or self._log.unstable
-            or self._log.pending_snapshot is not None
-            or self._hard_state() != self._persisted_hard_state
-            or self._log.committed > max(self._log.applied, self._log.snapshot_index())
+            or log.unstable
+            or log.pending_snapshot is not None
+            # field by field: the same test as comparing HardStates, without building one
+            or self._term != persisted.term
+            or self._voted_for != persisted.voted_for
+            or log.committed != persisted.commit
+            or log.committed > max(log.applied, log.snapshot_index())
         )
 
     def ready(self) -> Ready:
@@ -965,7 +986,7 @@ class RaftNode:
                 self._apply_conf_change(entry)
         if ready.committed_entries:
             self._log.applied_to(ready.committed_entries[-1].index)
-        own = self._progress.get(self.id)
+        own = self._progress.get(self._id)
         if self._role is Role.LEADER and own is not None:
             stable = LogIndex(min(self._log.unstable_offset - 1, self._log.last_index()))
             if own.maybe_update(stable) and self._maybe_commit():

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from refimpl.ids import LogIndex, Term
 from refimpl.raft.messages import Entry, Snapshot
-from refimpl.raft.storage import Storage
+from refimpl.raft.storage import LogUnavailableError, Storage
 
 
 class RaftLog:
@@ -65,19 +65,22 @@ class RaftLog:
 
     def term_at(self, index: LogIndex) -> Term | None:
         """Term at ``index``; None if compacted away or beyond the end."""
-        if self.unstable and index >= self.unstable_offset:
-            position = index - self.unstable_offset
-            return self.unstable[position].term if position < len(self.unstable) else None
+        offset = self.unstable_offset
+        if index >= offset:
+            position = index - offset
+            unstable = self.unstable
+            return unstable[position].term if position < len(unstable) else None
         snap = self.pending_snapshot
         if snap is not None:
             if index == snap.meta.last_index:
                 return snap.meta.last_term
             return None  # everything else below the unstable part is replaced by the snapshot
-        if index >= self.unstable_offset:
+        try:
+            # Storage answers exactly [snapshot index, last index] and raises outside it;
+            # asking first and catching the rare miss saves two bounds calls per lookup.
+            return self.storage.term(index)
+        except LogUnavailableError:
             return None
-        if index < self.storage.first_index() - 1 or index > self.storage.last_index():
-            return None
-        return self.storage.term(index)
 
     def match_term(self, index: LogIndex, term: Term) -> bool:
         """True if our log has an entry (or snapshot end) at ``index`` with ``term``."""

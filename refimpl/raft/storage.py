@@ -118,6 +118,22 @@ class MemoryStorage:
         # _entries[k] has index _offset + k; _offset - 1 is the snapshot's last index.
         self._entries: list[Entry] = []
         self._offset = LogIndex(1)
+        # Cached ``_offset + len(_entries) - 1``: the core asks for it on every message.
+        self._last = LogIndex(0)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> MemoryStorage:
+        """A copy that shares the (frozen, immutable) records and owns its own entry list.
+
+        The simulated disk copies its durable storage at every crash; deep-copying each frozen
+        entry would cost most of a crash's time and change nothing observable.
+        """
+        twin = MemoryStorage()
+        twin._hard_state = self._hard_state
+        twin._snapshot = self._snapshot
+        twin._entries = list(self._entries)
+        twin._offset = self._offset
+        twin._last = self._last
+        return twin
 
     @classmethod
     def bootstrap(cls, membership: Membership) -> MemoryStorage:
@@ -140,25 +156,24 @@ class MemoryStorage:
         return self._offset
 
     def last_index(self) -> LogIndex:
-        return LogIndex(self._offset + len(self._entries) - 1)
+        return self._last
 
     def snapshot(self) -> Snapshot | None:
         return self._snapshot
 
     def term(self, index: LogIndex) -> Term:
-        snap_index = self._offset - 1
-        if index == snap_index:
+        offset = self._offset
+        if offset <= index <= self._last:
+            return self._entries[index - offset].term  # the common case: one lookup
+        if index == offset - 1:
             return self._snapshot.meta.last_term if self._snapshot is not None else Term(0)
-        if index < snap_index or index > self.last_index():
-            raise LogUnavailableError(f"term({index}) outside [{snap_index}, {self.last_index()}]")
-        return self._entries[index - self._offset].term
+        raise LogUnavailableError(f"term({index}) outside [{offset - 1}, {self._last}]")
 
     def entries(self, lo: LogIndex, hi: LogIndex) -> list[Entry]:
-        if lo > hi or lo < self._offset or hi > self.last_index() + 1:
-            raise LogUnavailableError(
-                f"entries[{lo}, {hi}) outside [{self._offset}, {self.last_index() + 1})"
-            )
-        return self._entries[lo - self._offset : hi - self._offset]
+        offset = self._offset
+        if lo > hi or lo < offset or hi > self._last + 1:
+            raise LogUnavailableError(f"entries[{lo}, {hi}) outside [{offset}, {self._last + 1})")
+        return self._entries[lo - offset : hi - offset]
 
     def append(self, entries: Sequence[Entry]) -> None:
         fresh = [e for e in entries if e.index >= self._offset]
@@ -171,6 +186,7 @@ class MemoryStorage:
             assert after.index == before.index + 1, "appended entries must be contiguous"
         del self._entries[first - self._offset :]
         self._entries.extend(fresh)
+        self._last = fresh[-1].index
 
     def set_hard_state(self, hs: HardState) -> None:
         self._hard_state = hs
@@ -187,6 +203,7 @@ class MemoryStorage:
             keep = self._entries[index - self._offset + 1 :]
         self._entries = keep
         self._offset = LogIndex(index + 1)
+        self._last = LogIndex(index + len(keep))
         self._snapshot = snap
 
     def compact(self, index: LogIndex, snapshot: Snapshot) -> None:
