@@ -10,8 +10,9 @@ Rules:
 * Every process this module starts is stopped by :meth:`LocalCluster.stop_all` (SIGTERM, then
   SIGKILL after a grace period); use the cluster as a context manager so that happens in a
   ``finally``.
-* Settings for every peer go in ``extra_env`` (``QDRANT__…`` variables); when it sets
-  ``QDRANT__SERVICE__API_KEY`` the launcher's own queries present that key.
+* Settings for every peer go in ``extra_env`` (``QDRANT__…`` variables, over the launcher's
+  own environment); when either sets ``QDRANT__SERVICE__API_KEY`` the launcher's own queries
+  (and ``refimpl cluster status``) present that key.
 * ``<data_dir>/cluster.json`` lists the peers' REST URLs so ``refimpl cluster status`` can find
   a running cluster.
 
@@ -43,6 +44,9 @@ __all__ = [
     "free_port",
     "render_table",
 ]
+
+
+API_KEY_VARIABLE = "QDRANT__SERVICE__API_KEY"
 
 
 def free_port() -> int:
@@ -184,7 +188,7 @@ class LocalCluster:
 
     def cluster_info(self, index: int, timeout_s: float = 1.0) -> dict[str, Any] | None:
         """``GET /cluster`` of peer ``index`` (its ``result``), or None if it does not answer."""
-        api_key = self.extra_env.get("QDRANT__SERVICE__API_KEY")
+        api_key = self.extra_env.get(API_KEY_VARIABLE, os.environ.get(API_KEY_VARIABLE))
         return fetch_cluster(self.peers[index].rest_url, timeout_s, api_key)
 
     def wait_until(self, what: str, predicate: Any, timeout_s: float = 30.0) -> Any:
@@ -290,7 +294,8 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 
 def _status_rows(data_dir: Path) -> list[dict[str, Any]]:
     peers = json.loads((data_dir / "cluster.json").read_text())["peers"]
-    return [{**p, "info": fetch_cluster(p["rest_url"])} for p in peers]
+    api_key = os.environ.get(API_KEY_VARIABLE)
+    return [{**p, "info": fetch_cluster(p["rest_url"], api_key=api_key)} for p in peers]
 
 
 def cluster_status(data_dir: Path, watch: bool = False, interval_s: float = 1.0) -> int:
