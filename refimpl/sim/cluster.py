@@ -100,6 +100,11 @@ class SimNode:
     commit: LogIndex = _INDEX_0
     down_until: Tick | None = None
     last_snapshot_index: LogIndex = _INDEX_0
+    durable_view: tuple[int, int, DurableView] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """(disk syncs, incarnation, view): the durable state only changes at a sync or a crash, so
+    the view the G5 checker reads is rebuilt only then, not for every Ready."""
 
     @property
     def alive(self) -> bool:
@@ -344,10 +349,11 @@ class SimCluster:
             disk.sync()
             self.checker.on_sync(node.id, disk.durable.hard_state())
 
-    def _send(self, node: SimNode, messages: Sequence[Message]) -> None:
-        if not messages:
-            return
+    def _durable_view(self, node: SimNode) -> DurableView:
         disk = node.disk
+        cached = node.durable_view
+        if cached is not None and cached[0] == disk.syncs and cached[1] == node.incarnation:
+            return cached[2]
         durable = disk.durable
         snap = durable.snapshot()
         view = DurableView(
@@ -357,15 +363,24 @@ class SimCluster:
             term_at=lambda i: _term_or_none(durable, i),
             visible_term_at=node.term_at,
         )
+        node.durable_view = (disk.syncs, node.incarnation, view)
+        return view
+
+    def _send(self, node: SimNode, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        view = self._durable_view(node)
+        on_send, send, transcript = self.checker.on_send, self.network.send, self.transcript
+        node_id, now, queued = node.id, self.now, SendOutcome.QUEUED
         for m in messages:
-            self.checker.on_send(node.id, m, view)
+            on_send(node_id, m, view)
             if self.intercept is not None and self.intercept(m):
                 self.held.append(m)
-                self.transcript.message(self.now, m, "held")
+                transcript.message(now, m, "held")
                 continue
-            outcome = self.network.send(self.now, m)
-            if outcome is not SendOutcome.QUEUED:
-                self.transcript.message(self.now, m, outcome.value)
+            outcome = send(now, m)
+            if outcome is not queued:
+                transcript.message(now, m, outcome.value)
 
     def _apply(self, node: SimNode, rd: Ready) -> None:
         if rd.snapshot is not None and rd.snapshot.meta.last_index > node.sm.applied_index:
@@ -448,18 +463,21 @@ class SimCluster:
         self._scheduled_faults()
         for hook in self.tick_hooks:
             hook(self)
-        due = self.network.pop_all_due(self.now)
+        now, transcript = self.now, self.transcript
+        due = self.network.pop_all_due(now)
         order = [n for n in self.nodes.values() if n.raft is not None]
         self.sched_rng.shuffle(order)
         for node in order:
             raft = node.raft
             if raft is None:
                 continue  # crashed by a hook during this tick
-            for m in due.get(node.id, ()):
-                self.transcript.message(self.now, m)
+            arrived = due.get(node.id, ())
+            for m in arrived:
+                if transcript.enabled:  # (formatting is the costly part: skip the call)
+                    transcript.message(now, m)
                 raft.step(m)
             raft.tick()
-            self.events += 1 + len(due.get(node.id, ()))
+            self.events += 1 + len(arrived)
             self._drive(node)
 
     def run(self, ticks: int) -> None:

@@ -46,12 +46,26 @@ class Command:
     @staticmethod
     def decode(data: bytes) -> Command:
         """Inverse of :meth:`encode`."""
+        # Every replica applies the same bytes: decode each command once (commands are frozen).
+        hashable = type(data) is bytes  # (a bytearray decodes too, but cannot be a key)
+        cached = _DECODED.get(data) if hashable else None
+        if cached is not None:
+            return cached
         body = json.loads(data)
         expected = body[5] if len(body) > 5 else None
-        return Command(body[0], body[1], KvOp(OpKind(body[2]), body[3], body[4], expected))
+        command = Command(body[0], body[1], KvOp(OpKind(body[2]), body[3], body[4], expected))
+        if hashable:
+            if len(_DECODED) >= _DECODED_MAX:
+                _DECODED.clear()  # a bounded memo: old commands are rarely applied again
+            _DECODED[data] = command
+        return command
 
     def __str__(self) -> str:
         return f"c{self.client}.{self.seq}:{self.op}"
+
+
+_DECODED: dict[bytes, Command] = {}
+_DECODED_MAX = 4096
 
 
 @dataclass

@@ -63,12 +63,13 @@ class SimNetwork:
     def send(self, now: Tick, message: Message) -> SendOutcome:
         """Hand one message to the network; returns what happened to it."""
         self.sent_count += 1
-        if (message.src, message.dst) in self.blocked:
+        if self.blocked and (message.src, message.dst) in self.blocked:
             return SendOutcome.BLOCKED
-        if self.faults.drop_probability and self.rng.random() < self.faults.drop_probability:
+        faults = self.faults
+        if faults.drop_probability and self.rng.random() < faults.drop_probability:
             return SendOutcome.DROPPED
         self._push(now, message)
-        dup = self.faults.duplicate_probability
+        dup = faults.duplicate_probability
         if dup and self.rng.random() < dup:
             self._push(now, message)
             return SendOutcome.DUPLICATED
@@ -86,9 +87,19 @@ class SimNetwork:
 
     def pop_all_due(self, now: Tick) -> dict[PeerId, list[Message]]:
         """Every message due at or before ``now`` on a live link, grouped by destination."""
+        # The same loop as pop_due, inlined: it runs for every message of the simulation.
         due: dict[PeerId, list[Message]] = {}
-        while (m := self.pop_due(now)) is not None:
-            due.setdefault(m.dst, []).append(m)
+        queue, blocked, pop = self._queue, self.blocked, heapq.heappop
+        while queue and queue[0][0] <= now:
+            message = pop(queue)[2]
+            if blocked and (message.src, message.dst) in blocked:
+                continue
+            self.delivered_count += 1
+            bucket = due.get(message.dst)
+            if bucket is None:
+                due[message.dst] = [message]
+            else:
+                bucket.append(message)
         return due
 
     def in_flight(self) -> int:
