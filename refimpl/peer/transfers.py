@@ -33,7 +33,6 @@ in different orders (the spec's caveat on concurrent writes); there is no point 
 """
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -152,7 +151,7 @@ class ShardTransfers:
                 self._nursery.start_soon(self._drive, entry)
         for name, shard_id, source in self._recoverable(state):
             key = (name, shard_id)
-            now = time.monotonic()
+            now = trio.current_time()
             if now - self._recovery_at.get(key, -1e9) >= RECOVERY_RETRY_S:
                 self._recovery_at[key] = now
                 t = ShardTransfer(shard_id, source, self.peer.id, sync=True)

@@ -1,0 +1,165 @@
+"""Shard transfers and Dead-replica recovery in the peer simulation (virtual time, many seeds).
+
+Spec "Cluster scaling" and "Node Failure Recovery"; raft-scenarios group G: a shard moved while
+writes keep arriving loses no acknowledged write, and a replica that missed writes while its
+peer was down is marked Dead and comes back Active with every point.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import trio
+import trio.testing
+
+from refimpl.consensus import ShardTransfer, StartTransfer, encode_operation
+from refimpl.ids import PeerId, ShardId
+from refimpl.peer.harness import SimCluster, SimPeer
+from refimpl.peer.router import ShardUnavailableError
+from refimpl.peer.shards import LocalShard
+from refimpl.replication import ReplicaState
+
+DIM = 4
+NAME = "c"
+
+
+async def three(sim: SimCluster) -> list[SimPeer]:
+    first = await sim.start_first()
+    await sim.wait_until(lambda: sim.leader() is not None)
+    await sim.join(first)
+    await sim.join(first)
+    await sim.wait_until(
+        lambda: (
+            len(sim.running()) == 3
+            and all(len(p.node.membership.voters) == 3 for p in sim.running())
+            and all(len(p.state.peers()) == 3 for p in sim.running())
+        )
+    )
+    return sim.peers
+
+
+def _points(lo: int, hi: int) -> dict[str, Any]:
+    rng = np.random.default_rng(lo)
+    return {"points": [{"id": i, "vector": rng.normal(size=DIM).tolist(), "payload": {"n": i}}
+                       for i in range(lo, hi)]}  # fmt: skip
+
+
+def _replicas(p: SimPeer) -> dict[PeerId, ReplicaState]:
+    assert p.plane is not None
+    coll = p.plane.collections.view.cluster.collections.get(NAME)
+    return {} if coll is None else dict(coll.replicas[ShardId(0)])  # {} while catching up
+
+
+def _local(p: SimPeer) -> LocalShard:
+    assert p.plane is not None
+    shard = p.plane.shards.get(NAME, ShardId(0))
+    assert shard is not None and shard.store is not None
+    return shard
+
+
+async def _setup(nursery: trio.Nursery, seed: int, rf: int) -> tuple[SimCluster, list[SimPeer]]:
+    sim = SimCluster(nursery, seed=seed, with_data=True)
+    peers = await three(sim)
+    plane = peers[0].plane
+    assert plane is not None
+    body = {"vectors": {"size": DIM, "distance": "Dot"}, "shard_number": 1,
+            "replication_factor": rf}  # fmt: skip
+    await plane.collections.create(NAME, body, 10)
+    await sim.wait_until(lambda: set(_replicas(peers[0]).values()) == {ReplicaState.Active})
+    await plane.router.upsert(NAME, _points(0, 300), wait=True)
+    return sim, peers
+
+
+def _index_of(peers: list[SimPeer]) -> Callable[[PeerId], SimPeer]:
+    return lambda peer_id: next(p for p in peers if p.peer_id == peer_id)
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_move_under_writes_keeps_every_acknowledged_point(
+    seed: int, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A move proposed while three coordinators keep upserting: afterwards the target alone
+    holds the shard, with exactly the acknowledged points (spec "Cluster scaling")."""
+    async with trio.open_nursery() as nursery:
+        sim, peers = await _setup(nursery, seed, rf=1)
+        (source,) = _replicas(peers[0])
+        target = next(p.peer_id for p in peers if p.peer_id != source)
+        acked: list[int] = []
+        refused: list[int] = []
+        done = trio.Event()
+
+        async def writer(coordinator: SimPeer, base: int) -> None:
+            assert coordinator.plane is not None
+            n = base
+            while not done.is_set():
+                try:
+                    await coordinator.plane.router.upsert(NAME, _points(n, n + 3), wait=True)
+                except ShardUnavailableError:
+                    # Not acknowledged (e.g. this coordinator still routes to a replica that the
+                    # switch just dropped); the client would retry. Only acks are promised.
+                    refused.append(n)
+                else:
+                    acked.extend(range(n, n + 3))
+                n += 3
+                await trio.sleep(0.01)
+
+        async with trio.open_nursery() as writers:
+            for i, p in enumerate(peers):
+                writers.start_soon(writer, p, 10_000 * (i + 1))
+            await trio.sleep(0.1)
+            move = StartTransfer(NAME, ShardTransfer(ShardId(0), source, target, sync=False))
+            assert await peers[1].peer.propose(encode_operation(move)) is True  # type: ignore[union-attr]
+            await sim.wait_until(lambda: _replicas(peers[0]) == {target: ReplicaState.Active})
+            await trio.sleep(0.2)
+            done.set()
+        await sim.wait_until(
+            lambda: all(_replicas(p) == {target: ReplicaState.Active} for p in peers)
+        )
+        store = _local(_index_of(peers)(target)).store
+        assert store is not None
+        stored = set(store.matching_ids(None))
+        maybe = {i for n in refused for i in range(n, n + 3)}  # refused: may or may not be there
+        assert set(range(300)) | set(acked) <= stored <= set(range(300)) | set(acked) | maybe
+        assert len(acked) > 30 and len(refused) <= 3, (len(acked), refused)
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_a_replica_that_missed_writes_recovers_dead_partial_active(
+    seed: int, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Kill a replica's peer (its in-memory shard is lost), write: it is marked Dead before the
+    write is acknowledged; restarted, it pulls a transfer and ends Active with every point,
+    having passed through Partial (facts §4.4)."""
+    async with trio.open_nursery() as nursery:
+        sim, peers = await _setup(nursery, seed, rf=2)
+        holders = sorted(_replicas(peers[0]))
+        victim = _index_of(peers)(holders[0])
+        coordinator = next(p for p in peers if p is not victim)
+        assert coordinator.plane is not None
+        sim.kill(victim)
+        await coordinator.plane.router.upsert(NAME, _points(300, 400), wait=True)
+        assert _replicas(coordinator)[victim.peer_id] is ReplicaState.Dead
+        seen: list[ReplicaState] = []
+
+        async def watch() -> None:
+            while True:
+                state = _replicas(coordinator)[victim.peer_id]
+                if not seen or seen[-1] is not state:
+                    seen.append(state)
+                await trio.sleep(0.005)
+
+        nursery.start_soon(watch)
+        await sim.restart(victim)
+        await sim.wait_until(
+            lambda: (
+                victim.plane is not None
+                and _replicas(victim).get(victim.peer_id) is ReplicaState.Active
+                and _replicas(coordinator)[victim.peer_id] is ReplicaState.Active
+            )
+        )
+        store = _local(victim).store
+        assert store is not None and len(store) == 400
+        assert seen == [ReplicaState.Dead, ReplicaState.Partial, ReplicaState.Active]
+        nursery.cancel_scope.cancel()
