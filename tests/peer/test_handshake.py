@@ -6,15 +6,25 @@ network isolation, we require a shared secret proven by HMAC over a fresh challe
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from refimpl.config import Settings, p2p_secret
 from refimpl.ids import PeerId, Term
 from refimpl.peer.frames import FrameDecoder, FrameType, encode_frame
-from refimpl.peer.handshake import HandshakeError, make_proof, proof_is_valid
+from refimpl.peer.handshake import (
+    HandshakeError,
+    accept_peer,
+    make_proof,
+    proof_is_valid,
+    prove_to_peer,
+)
 from refimpl.peer.tcp import TcpTransport, parse_uri
 from refimpl.peer.wire import encode_message
 from refimpl.raft import Message, TimeoutNow
@@ -220,3 +230,66 @@ async def test_a_peer_with_a_secret_times_out_clearly_against_one_without() -> N
         assert caught.value.retryable
         assert "sent no p2p handshake challenge" in str(caught.value)
         nursery.cancel_scope.cancel()
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_handshake_bodies = st.fixed_dictionaries(
+    {"step": st.sampled_from(["hello", "challenge", "result", "x"])},
+    optional={"proof": _json_values | st.text("0123456789abcdef", max_size=80),
+              "nonce": _json_values | st.text("0123456789abcdef", max_size=80),
+              "ok": _json_values},
+)  # fmt: skip
+_first_bytes = st.one_of(
+    st.binary(max_size=100),
+    _json_values.map(lambda v: encode_frame(FrameType.HANDSHAKE, json.dumps(v).encode())),
+    _handshake_bodies.map(lambda b: encode_frame(FrameType.HANDSHAKE, json.dumps(b).encode())),
+    st.binary(max_size=60).map(lambda b: encode_frame(FrameType.HANDSHAKE, b)),
+)
+
+
+async def _exchange(side: Callable[[Any], Awaitable[None]], sent: bytes) -> BaseException | None:
+    """Run one side of the handshake against a peer that answers every read with ``sent``."""
+    ours, theirs = trio.testing.memory_stream_pair()
+    outcome: list[BaseException] = []
+
+    async def run_side() -> None:
+        try:
+            await side(ours)
+        except Exception as exc:  # what the side raised is the result under test
+            outcome.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_side)
+        await theirs.send_all(sent)
+        await theirs.send_eof()
+    return outcome[0] if outcome else None
+
+
+@settings(max_examples=150)
+@given(_first_bytes)
+def test_any_first_bytes_fail_the_acceptor_only_with_a_handshake_error(sent: bytes) -> None:
+    """Whatever a stranger sends, accepting raises HandshakeError (counted), never anything else."""
+
+    async def accept(stream: Any) -> None:
+        await accept_peer(stream, SECRET, timeout_s=1)
+
+    raised = trio.run(_exchange, accept, sent)
+    assert isinstance(raised, HandshakeError), raised
+
+
+@settings(max_examples=150)
+@given(_first_bytes)
+def test_any_answer_fails_the_connector_only_with_a_handshake_error(sent: bytes) -> None:
+    """Whatever a fake peer answers, connecting raises HandshakeError, never anything else."""
+
+    async def prove(stream: Any) -> None:
+        await prove_to_peer(stream, SECRET, "fake peer", timeout_s=1)
+
+    raised = trio.run(_exchange, prove, sent)
+    assert isinstance(raised, HandshakeError), raised
