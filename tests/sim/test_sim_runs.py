@@ -24,6 +24,19 @@ def test_a_run_is_reproduced_exactly_from_seed_and_faults() -> None:
     assert texts[0] != texts[2]
 
 
+def test_a_run_without_checks_is_the_same_run() -> None:
+    """``checks=False`` (benchmarks only) changes nothing the run does: same transcript, report."""
+    options = SimOptions(peers=5, ticks=300)
+    results: list[object] = []
+    for checks in (True, False):
+        transcript = Transcript(heartbeats=True)
+        report = run_simulation(3, options, Faults.everything(), transcript, checks=checks)
+        assert report.ok
+        results.append((transcript.text(), report.events, report.ticks, report.leaders_by_term))
+        results.append((report.max_applied, report.proposals, report.committed))
+    assert results[0] == results[2] and results[1] == results[3]
+
+
 @pytest.mark.parametrize("seed", seeds(30))
 def test_every_fault_on_keeps_every_invariant(seed: int) -> None:
     """G1–G6 and L hold under drops, duplicates, delays, partitions and torn crashes."""
