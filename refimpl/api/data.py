@@ -151,7 +151,14 @@ async def collection_exists(request: Request, plane: DataPlane) -> Any:
 
 
 async def collection_cluster(request: Request, plane: DataPlane) -> Any:
-    return plane.collections.cluster_info(_name(request))
+    info = plane.collections.cluster_info(_name(request))
+    # As Qdrant, the source peer of a transfer says how far it got (facts §7.4).
+    comments = plane.transfers.comments()
+    for t in info["shard_transfers"]:
+        comment = comments.get((_name(request), t["shard_id"]))
+        if comment is not None and t["from"] == plane.peer.id:
+            t["comment"] = comment
+    return info
 
 
 # -------------------------------------------------------------------- points

@@ -111,6 +111,9 @@ def test_move_shard_under_concurrent_writes_loses_no_acknowledged_write(
         moving = _ok(url, "GET", f"/collections/{NAME}/cluster")
         shown = _holders(moving, me, 0)
         assert shown.get(target) in {"Partial", "Active"}, moving
+        source_url = next(p.rest_url for p in cluster.peers if _peer_id(p.rest_url) == source)
+        for t in _ok(source_url, "GET", f"/collections/{NAME}/cluster")["shard_transfers"]:
+            assert t["from"] == source and isinstance(t["comment"], str), t  # the source says
         _wait_cluster(url, lambda i: _holders(i, me, 0) == {target: "Active"}, 60)
         during = len(acked) - before
         # keep writing a little after the switch: writes go to the new holder

@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from refimpl.consensus import ShardTransfer, StartTransfer, encode_operation
+from refimpl.consensus import AbortTransfer, ShardTransfer, StartTransfer, encode_operation
 from refimpl.ids import PeerId, ShardId
 from refimpl.peer.harness import SimCluster, SimPeer
 from refimpl.peer.router import ShardUnavailableError
@@ -162,4 +162,57 @@ async def test_a_replica_that_missed_writes_recovers_dead_partial_active(
         store = _local(victim).store
         assert store is not None and len(store) == 400
         assert seen == [ReplicaState.Dead, ReplicaState.Partial, ReplicaState.Active]
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_a_move_to_a_dead_target_is_aborted_and_the_source_keeps_the_shard(
+    seed: int, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The target dies right after the move starts: the source's attempts fail, it proposes
+    the abort, the moving target replica is removed and the source stays Active with every
+    point (facts §6.2: up to 3 attempts, then abort)."""
+    async with trio.open_nursery() as nursery:
+        sim, peers = await _setup(nursery, seed, rf=1)
+        (source,) = _replicas(peers[0])
+        target = _index_of(peers)(next(p.peer_id for p in peers if p.peer_id != source))
+        watcher = next(p for p in peers if p is not target)
+        assert watcher.peer is not None
+        move = StartTransfer(NAME, ShardTransfer(ShardId(0), source, target.peer_id, sync=False))
+        sim.kill(target)
+        await sim.wait_until(lambda: sim.leader() is not None)  # it may have been the leader
+        assert await watcher.peer.propose(encode_operation(move)) is True
+        assert _replicas(watcher)[target.peer_id] is ReplicaState.Partial
+        waited = await sim.wait_until(
+            lambda: _replicas(watcher) == {source: ReplicaState.Active}, timeout_s=120
+        )
+        assert waited >= 1.0 + 2.0, "three attempts, 1 s x attempt apart, before the abort"
+        source_store = _local(_index_of(peers)(source)).store
+        assert source_store is not None and len(source_store) == 300
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_user_abort_of_a_replication_leaves_the_target_dead_then_it_recovers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``abort_transfer`` of a replication makes the target Dead (facts §6.2 step 7); the
+    target's peer then recovers it by itself (facts §4.4)."""
+    async with trio.open_nursery() as nursery:
+        sim, peers = await _setup(nursery, 11, rf=1)
+        (source,) = _replicas(peers[0])
+        target = next(p.peer_id for p in peers if p.peer_id != source)
+        peer = peers[0].peer
+        assert peer is not None
+        t = ShardTransfer(ShardId(0), source, target, sync=True)
+        assert await peer.propose(encode_operation(StartTransfer(NAME, t))) is True
+        abort = AbortTransfer(NAME, ShardId(0), source, target, "user request")
+        assert await peer.propose(encode_operation(abort)) is True
+        assert _replicas(peers[0])[target] is ReplicaState.Dead
+        await sim.wait_until(
+            lambda: (
+                _replicas(peers[0]) == {source: ReplicaState.Active, target: ReplicaState.Active}
+            )
+        )
+        store = _local(_index_of(peers)(target)).store
+        assert store is not None and len(store) == 300
         nursery.cancel_scope.cancel()
