@@ -73,7 +73,8 @@ class ChaosReport:
     refusals: dict[str, int] = field(default_factory=dict)
     """Why writes were not acknowledged (HTTP status or exception), a count each."""
     server_errors: list[str] = field(default_factory=list)
-    """The first few 5xx messages (a 500 is a bug; a 503 a refusal to retry)."""
+    """The first few 5xx messages. As in Qdrant, a write that too few replicas acknowledged is
+    a 500 ("only 1 of the required 2 replicas acknowledged"): not acknowledged, may be applied."""
     lost: list[int] = field(default_factory=list)
     collection_ops: int = 0
     linearizability: str = "not checked"
