@@ -924,7 +924,7 @@ class RaftNode:
             or self._term != persisted.term
             or self._voted_for != persisted.voted_for
             or log.committed != persisted.commit
-            or log.committed > max(log.applied, log.snapshot_index())
+            or (log.committed > log.applied and log.committed > log.snapshot_index())
         )
 
     def ready(self) -> Ready:
@@ -938,17 +938,15 @@ class RaftNode:
             if self._role is Role.LEADER:
                 for peer, pr in self._followers():
                     self._send_all_allowed(peer, pr)  # all proposals since the last Ready
-        hard_state = self._hard_state()
         persisted = self._persisted_hard_state
         entries = tuple(self._log.unstable)
         snapshot = self._log.pending_snapshot
-        must_sync = bool(entries) or snapshot is not None
-        must_sync = must_sync or (hard_state.term, hard_state.voted_for) != (
-            persisted.term,
-            persisted.voted_for,
-        )
+        vote_changed = self._term != persisted.term or self._voted_for != persisted.voted_for
+        must_sync = bool(entries) or snapshot is not None or vote_changed
+        # A new HardState only when a field differs (most Readys change none of them).
+        changed = vote_changed or self._log.committed != persisted.commit
         ready = Ready(
-            hard_state=hard_state if hard_state != persisted else None,
+            hard_state=self._hard_state() if changed else None,
             entries=entries,
             snapshot=snapshot,
             messages=tuple(self._outbox),
@@ -962,6 +960,8 @@ class RaftNode:
         return ready
 
     def _next_committed_entries(self) -> list[Entry]:
+        if self._log.committed <= self._log.applied:
+            return []  # nothing new (the snapshot bound below only raises lo further)
         lo = LogIndex(max(self._log.applied, self._log.snapshot_index()) + 1)
         hi = LogIndex(self._log.committed + 1)
         if lo >= hi:

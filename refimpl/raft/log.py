@@ -51,8 +51,9 @@ class RaftLog:
 
     def last_index(self) -> LogIndex:
         """Index of the newest entry (or the snapshot's last index when there is none)."""
-        if self.unstable:
-            return self.unstable[-1].index
+        unstable = self.unstable
+        if unstable:
+            return unstable[-1].index
         if self.pending_snapshot is not None:
             return self.pending_snapshot.meta.last_index
         return self.storage.last_index()

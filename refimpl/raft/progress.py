@@ -110,10 +110,10 @@ class Progress:
 
     def is_paused(self, max_inflight: int) -> bool:
         """True when flow control forbids sending more entries now."""
-        match self.state:
-            case ProgressState.PROBE:
-                return self.probe_sent
-            case ProgressState.REPLICATE:
-                return len(self.inflight) >= max_inflight
-            case ProgressState.SNAPSHOT:
-                return True
+        state = self.state  # (plain ifs: cheaper than a match, and this runs per message)
+        if state is ProgressState.REPLICATE:
+            return len(self.inflight) >= max_inflight
+        if state is ProgressState.PROBE:
+            return self.probe_sent
+        assert state is ProgressState.SNAPSHOT
+        return True

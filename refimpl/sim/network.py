@@ -68,7 +68,11 @@ class SimNetwork:
         faults = self.faults
         if faults.drop_probability and self.rng.random() < faults.drop_probability:
             return SendOutcome.DROPPED
-        self._push(now, message)
+        lo, hi = faults.delay_min_ticks, faults.delay_max_ticks
+        # _push inlined (it runs for every message); the same draws in the same order.
+        self._seq += 1
+        delay = lo if lo == hi else lo + int(self.rng.random() * (hi - lo + 1))
+        heapq.heappush(self._queue, (now + delay, self._seq, message))
         dup = faults.duplicate_probability
         if dup and self.rng.random() < dup:
             self._push(now, message)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from refimpl.ids import LogIndex, PeerId, Term, Tick
 from refimpl.raft import (
+    AppendEntries,
     AppendEntriesResponse,
     Entry,
     HardState,
@@ -183,7 +184,7 @@ class RaftInvariants:
     # -- G5 ------------------------------------------------------------------------------
     def on_send(self, node: PeerId, m: Message, durable: DurableView) -> None:
         """Every message leaving ``node`` must be backed by its durable state."""
-        if isinstance(m, RequestVote | RequestVoteResponse) and m.pre_vote:
+        if isinstance(m, (RequestVote, RequestVoteResponse)) and m.pre_vote:
             return  # pre-votes change nothing and need nothing on disk
         hs = durable.hard_state
         if m.term > hs.term:
@@ -192,6 +193,9 @@ class RaftInvariants:
             # Superseded: the node produced this answer in an older term and moved on within the
             # same Ready. It can never act in that term again, and a later-term leader may have
             # legitimately truncated what the answer acknowledged (see the module docstring).
+            self._note_sent(node, m.term)
+            return
+        if type(m) is AppendEntries:  # the common case (replication, heartbeats): nothing more
             self._note_sent(node, m.term)
             return
         if isinstance(m, RequestVoteResponse) and m.granted and hs.voted_for != m.dst:
