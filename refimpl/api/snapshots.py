@@ -15,8 +15,11 @@ Rules:
   shard's lock), so each shard in the archive is a consistent cut.
 * Recovery reads the whole archive and verifies it — checksums, manifest, ``checksum`` from
   the body if given — and checks that it fits (same vector size, distance and shard count,
-  every shard of the archive held by this peer) **before** touching anything: a corrupt or
-  unfitting archive is refused with 400 and the collection is unchanged.
+  every shard of the archive held by this peer, or lost everywhere) **before** touching
+  anything: a corrupt or unfitting archive is refused with 400 and the collection is unchanged.
+* A shard of the archive with no Active replica left anywhere and none on this peer (every
+  copy was lost, e.g. its only peer was removed with ``force``) is re-created here: a replica
+  in Recovery through consensus, filled from the archive, then Active.
 * Then each shard of the archive replaces the content of the local replica (under the shard's
   lock). With priority ``snapshot`` (the default, as Qdrant) the other Active replicas of those
   shards are marked Dead through consensus, so they pull a transfer from the recovered copy
@@ -44,7 +47,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from refimpl.api.app import ApiContext, ApiError, _json_body, endpoint, error
-from refimpl.consensus import SetReplicaState, encode_operation
+from refimpl.consensus import CreateRecoveryReplica, SetReplicaState, encode_operation
 from refimpl.ids import PeerId, ShardId
 from refimpl.peer.collections import collection_info_json
 from refimpl.peer.data_plane import DataPlane
@@ -65,6 +68,7 @@ __all__ = ["snapshot_routes"]
 SUFFIX = ".snapshot"
 DOWNLOAD_TIMEOUT_S = 120.0
 SNAPSHOT_BYTES_MAX = 4 << 30
+RECREATE_WAIT_S = 10.0
 
 
 def _plane(ctx: ApiContext) -> DataPlane:
@@ -171,7 +175,9 @@ async def _fetch(location: str) -> bytes:
     raise ApiError(400, "Bad request: `location` must be a file:// path or an http(s) URL")
 
 
-def _check_fits(coll: Any, manifest: dict[str, Any], held: set[ShardId]) -> None:
+def _check_fits(coll: Any, manifest: dict[str, Any], held: set[ShardId]) -> list[ShardId]:
+    """Refuse an archive that does not fit; return the shards to re-create here (no replica
+    on this peer and no Active replica anywhere: every copy was lost)."""
     params = manifest.get("config", {}).get("params", {})
     c = coll.config
     want = {"size": c.vectors.size, "distance": c.vectors.distance.value}
@@ -180,10 +186,36 @@ def _check_fits(coll: Any, manifest: dict[str, Any], held: set[ShardId]) -> None
                        f"({params.get('vectors')}, {params.get('shard_number')}) differ from the "
                        f"collection's ({want}, {c.shard_number})")  # fmt: skip
     shards = {ShardId(int(e["shard_id"])) for e in manifest.get("shards", [])}
-    missing = sorted(shards - held)
+    lost = [
+        s for s in sorted(shards - held) if ReplicaState.Active not in coll.replicas[s].values()
+    ]
+    missing = sorted(shards - held - set(lost))
     if missing:
         raise ApiError(400, f"Bad request: this peer holds no replica of shard(s) {missing} of "
                        "the snapshot; recover on a peer that does")  # fmt: skip
+    return lost
+
+
+async def _recreate(plane: DataPlane, name: str, shard_id: ShardId, files: Any) -> None:
+    """A shard with no copy left: a replica in Recovery here (through consensus), filled from
+    the archive, then Active (spec "Node Failure Recovery": recover from a snapshot)."""
+    me = plane.peer.id
+    await _propose(plane, CreateRecoveryReplica(name, shard_id, me))
+    with trio.move_on_after(RECREATE_WAIT_S):
+        while (shard := plane.shards.get(name, shard_id)) is None:
+            await trio.sleep(0.02)
+    if shard is None:
+        raise ApiError(500, f"Service internal error: shard {shard_id} did not open here")
+    source = ShardStore.restore(MemoryMedium(), files, shard.config)
+    await shard.run(partial(_replace_points, source=source))
+    done = SetReplicaState(name, shard_id, me, ReplicaEvent.RECOVERED, ReplicaState.Recovery)
+    await _propose(plane, done)
+
+
+async def _propose(plane: DataPlane, operation: Any) -> None:
+    result = await plane.peer.propose(encode_operation(operation))
+    if result is not True:
+        raise ApiError(500, f"Service internal error: recovery step refused: {result}")
 
 
 def _replace_points(store: ShardStore, source: ShardStore) -> int:
@@ -218,8 +250,11 @@ async def recover(request: Request, ctx: ApiContext) -> Any:
     except SnapshotError as exc:
         raise ApiError(400, f"Bad request: snapshot refused, nothing changed: {exc}") from None
     local = {s.shard_id: s for s in plane.shards.of_collection(name)}
-    _check_fits(coll, snapshot.manifest, set(local))
+    lost = _check_fits(coll, snapshot.manifest, set(local))
     for shard_id, files in sorted(snapshot.shards.items()):
+        if shard_id in lost:
+            await _recreate(plane, name, shard_id, files)
+            continue
         shard = local[shard_id]
         source = ShardStore.restore(MemoryMedium(), files, shard.config)
         await shard.run(partial(_replace_points, source=source))

@@ -125,3 +125,38 @@ def test_a_corrupt_snapshot_is_refused_and_changes_nothing(
     assert missing.status_code == 400 and "cannot read" in missing.json()["status"]["error"]
     assert _call(url0, "GET", f"/collections/{NAME}/snapshots/x.snapshot").status_code == 404
     assert _ids(url0) == before
+
+
+def test_a_shard_with_no_copy_left_is_recovered_from_a_snapshot(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """Spec "Node Failure Recovery": the only peer holding a shard is removed (force=true drops
+    its replica), then the collection is recovered from that peer's earlier snapshot on
+    another peer: the shard is re-created there in Recovery, filled, and Active."""
+    url0, url1 = cluster.peers[0].rest_url, cluster.peers[1].rest_url
+    lonely = "lonely"
+    body = {"vectors": {"size": DIM, "distance": "Cosine"}, "shard_number": 1}
+    assert _ok(url0, "PUT", f"/collections/{lonely}", body) is True
+    info = _ok(url0, "GET", f"/collections/{lonely}/cluster")
+    holder_url = url0 if info["local_shards"] else url1
+    other_url = url1 if holder_url == url0 else url0
+    holder_id = _ok(holder_url, "GET", "/cluster")["peer_id"]
+    _ok(holder_url, "PUT", f"/collections/{lonely}/points?wait=true",
+        {"points": _points(range(120))})  # fmt: skip
+    made = _ok(holder_url, "POST", f"/collections/{lonely}/snapshots")
+    saved = tmp_path / made["name"]
+    saved.write_bytes(httpx.get(f"{holder_url}/collections/{lonely}/snapshots/{made['name']}",
+                                timeout=60).content)  # fmt: skip
+    removed = _call(other_url, "DELETE", f"/cluster/peer/{holder_id}?force=true")
+    assert removed.status_code == 200, removed.text
+    assert _wait_until(
+        lambda: _ok(other_url, "GET", f"/collections/{lonely}/cluster")["remote_shards"] == []
+    )
+    lost = _call(other_url, "POST", f"/collections/{lonely}/points/count", {"exact": True})
+    assert lost.status_code >= 500, "no replica of the shard is left"
+    recover = {"location": saved.as_uri(), "checksum": made["checksum"]}
+    assert _ok(other_url, "PUT", f"/collections/{lonely}/snapshots/recover", recover) is True
+    view = _ok(other_url, "GET", f"/collections/{lonely}/cluster")
+    assert view["local_shards"] == [{"shard_id": 0, "points_count": 120, "state": "Active"}]
+    page = _ok(other_url, "POST", f"/collections/{lonely}/points/scroll", {"limit": 500})
+    assert sorted(p["id"] for p in page["points"]) == list(range(120))
