@@ -91,6 +91,7 @@ from refimpl.raft.messages import (
     Snapshot,
     SnapshotMeta,
     TimeoutNow,
+    direct_init,
 )
 from refimpl.raft.progress import Progress, ProgressState
 from refimpl.raft.quorum import VoteResult, has_quorum, vote_result
@@ -141,6 +142,7 @@ class ReadState:
     index: LogIndex
 
 
+@direct_init
 @dataclass(frozen=True, slots=True)
 class Ready:
     """A batch of work for the driver; see the module docstring for the order."""
