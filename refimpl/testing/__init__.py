@@ -6,6 +6,7 @@ one block per module.
 """
 
 from refimpl.testing.golden import REWRITE_ENV, GoldenMismatchError, assert_golden
+from refimpl.testing.index_conformance import IndexFactory, check_vector_index
 from refimpl.testing.invariants import (
     DurableView,
     InvariantViolationError,
@@ -25,6 +26,7 @@ from refimpl.testing.linearizability import (
     check_operations,
     kv_step,
 )
+from refimpl.testing.ring_conformance import check_hash_ring
 
 __all__ = [
     "REWRITE_ENV",
@@ -34,6 +36,7 @@ __all__ = [
     "GoldenMismatchError",
     "History",
     "HistoryEvent",
+    "IndexFactory",
     "InvariantViolationError",
     "KvOp",
     "LinearizabilityResult",
@@ -42,7 +45,9 @@ __all__ = [
     "RaftInvariants",
     "Violation",
     "assert_golden",
+    "check_hash_ring",
     "check_history",
     "check_operations",
+    "check_vector_index",
     "kv_step",
 ]
