@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from refimpl.ids import LogIndex, PeerId, Term
-from refimpl.raft.messages import Entry, direct_init
+from refimpl.raft.messages import Entry
 
 
 def quorum_commit_index(
@@ -92,7 +92,6 @@ class AppendLog(Protocol):
         ...
 
 
-@direct_init  # built for every AppendEntries a follower handles
 @dataclass(frozen=True, slots=True)
 class AppendOutcome:
     """What a follower answers to an AppendEntries, and its new commit index."""
