@@ -31,7 +31,7 @@ from refimpl.replication.write_concern import ReplicaSetError, write_targets
 EXERCISE = Exercise(
     marker="write-consistency",
     title="Write-consistency outcome (acks, factor, replicas -> success, who is marked Dead)",
-    book="book/replication.md (write consistency)",
+    book="book/write_concern.md (The rule)",
 )
 
 S = ReplicaState

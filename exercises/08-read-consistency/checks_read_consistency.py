@@ -30,7 +30,7 @@ from refimpl.replication.states import ReplicaState
 EXERCISE = Exercise(
     marker="read-consistency",
     title="Read consistency resolution (majority, quorum, all, a number)",
-    book="book/replication.md (read consistency)",
+    book="book/write_concern.md (Reads: local first, a partial fan-out)",
 )
 
 T = ReadConsistencyType

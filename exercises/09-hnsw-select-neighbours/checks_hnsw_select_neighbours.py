@@ -21,7 +21,7 @@ from refimpl.index import graph
 EXERCISE = Exercise(
     marker="hnsw-select-neighbours",
     title="HNSW neighbour selection (the heuristic)",
-    book="book/index.md (HNSW: choosing neighbours)",
+    book="book/hnsw.md (The neighbour-selection heuristic)",
 )
 
 

@@ -61,15 +61,17 @@ def search_layers(
     layers: Sequence[Adjacency],
     entry_point: int,
     ef: int,
+    expand: int = 1,
 ) -> tuple[IdArray, FloatArray]:
     """Find the ``ef`` elements nearest to a query (the paper's Algorithm 5 with Algorithm 2).
 
-    ``distances_to(ids)`` returns the distances from the query to the rows ``ids``, one numpy
-    call per block. ``layers[0]`` is the bottom layer and ``layers[-1]`` the top; the search
-    starts at ``entry_point`` on the top layer. On each upper layer, descend greedily: move to
-    the closest neighbour of the current element while that is closer. On layer 0, run the
-    beam search: a min-heap of candidates to expand and a max-heap of the ``ef`` best found,
-    stopping when the nearest candidate is farther than the worst of the ``ef`` found.
+    ``distances_to(ids)`` returns the query's distances to the rows ``ids`` (one numpy call).
+    ``layers[0]`` is the bottom layer, ``layers[-1]`` the top, where the search starts at
+    ``entry_point``. On each upper layer, descend greedily: move to the closest neighbour
+    while that is closer. On layer 0, beam search: a min-heap of candidates to expand, a
+    max-heap of the ``ef`` best found; stop when the nearest candidate is farther than the
+    worst found. Each round expands up to ``expand`` candidates (no farther than the worst
+    found) and scores their neighbours in one call; ``expand=1`` is the paper's loop.
     Returns the found rows and their distances, nearest first.
     """
     # [exercise: hnsw-layer-search] begin
@@ -93,11 +95,16 @@ def search_layers(
     candidates = [(current_dist, current)]
     found = [(-current_dist, current)]
     while candidates:
-        dist, element = heapq.heappop(candidates)
-        if dist > -found[0][0]:
+        expanding: list[int] = []
+        while candidates and len(expanding) < expand and candidates[0][0] <= -found[0][0]:
+            expanding.append(heapq.heappop(candidates)[1])
+        if not expanding:
             break
-        neighbours = bottom[element]
+        neighbours = bottom[expanding].ravel()
         neighbours = neighbours[~visited[neighbours]]
+        if len(expanding) > 1:  # two blocks may share a neighbour: keep one copy
+            neighbours.sort()
+            neighbours = neighbours[np.diff(neighbours, prepend=-1) != 0]
         if neighbours.size == 0:
             continue
         visited[neighbours] = True

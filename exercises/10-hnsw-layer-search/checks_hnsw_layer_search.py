@@ -22,7 +22,7 @@ from refimpl.index import Distance, HnswConfig, HnswIndex, graph
 EXERCISE = Exercise(
     marker="hnsw-layer-search",
     title="HNSW layered search (greedy descent + beam search), graded by recall",
-    book="book/index.md (HNSW: searching the layers)",
+    book="book/hnsw.md (Greedy descent and beam search)",
 )
 
 FloatArray = npt.NDArray[np.float32]

@@ -12,7 +12,7 @@ Rules:
       offset  size  field
       0       2     magic    b"RQ" (refimpl Qdrant), catches a client talking the wrong protocol
       2       1     version  FRAME_VERSION (1); a peer rejects versions it does not speak
-      3       1     type     FrameType (RAFT, REQUEST, RESPONSE)
+      3       1     type     FrameType (RAFT, REQUEST, RESPONSE, HANDSHAKE)
       4       4     length   body length in bytes, big-endian, at most max_body_bytes
       8       4     crc      CRC-32 of the body, big-endian
 
@@ -64,6 +64,8 @@ class FrameType(enum.IntEnum):
     REQUEST = 2
     """A request (join, forwarded proposal) answered by one RESPONSE on the same connection."""
     RESPONSE = 3
+    HANDSHAKE = 4
+    """Proof of the cluster secret, first thing on a connection (:mod:`refimpl.peer.handshake`)."""
 
 
 class FrameError(Exception):
