@@ -31,8 +31,8 @@ MUTANTS = [
         "stops when the nearest candidate is farther than the best found, not the worst",
         replace=(
             (
-                "if dist > -found[0][0]:\n        break",
-                "if dist > min(-f for f, _ in found):\n        break",
+                "candidates[0][0] <= -found[0][0]:",
+                "candidates[0][0] <= min(-f for f, _ in found):",
             ),
         ),
     ),
