@@ -542,13 +542,23 @@ class Peer:
             return {"ok": False, "error": str(exc), "retryable": exc.retryable}
         except ValueError as exc:
             return {"ok": False, "error": f"bad request: {exc}", "retryable": False}
+        except Exception as exc:  # a malformed request must never stop the peer
+            log.exception("peer %d: %s request failed", self.id, kind)
+            return {
+                "ok": False,
+                "error": f"internal error: {type(exc).__name__}",
+                "retryable": True,
+            }
         return {"ok": False, "error": f"unknown request kind {kind!r}", "retryable": False}
 
     async def _handle_join(self, body: dict[str, Any], remote_host: str) -> dict[str, Any]:
         peer_id = body.get("peer_id")
         if not isinstance(peer_id, int) or not 1 <= peer_id < 2**53:
             raise ValueError(f"peer_id must be an integer in [1, 2**53), got {peer_id!r}")
-        uri = body.get("uri") or _derive_uri(remote_host, body.get("port"))
+        given = body.get("uri")
+        if given is not None and not (isinstance(given, str) and given.startswith("http")):
+            raise ValueError(f"uri must be a string like http://host:6335, got {given!r}")
+        uri = given or _derive_uri(remote_host, body.get("port"))
         joiner = PeerId(peer_id)
         for other, other_uri in self.state.peers().items():
             if other_uri == uri and other != joiner:

@@ -98,9 +98,12 @@ def malformed_requests(draw: st.DrawFn) -> dict[str, Any]:
     )
     body: dict[str, Any] = draw(st.dictionaries(st.text(max_size=8), json_values, max_size=4))
     body["kind"] = kind
-    if kind == "join":
-        # A peer id that is not an integer in [1, 2**53). KNOWN CRASH, not sent until fixed
-        # (/tmp/api-bugs.md): a valid id with a truthy URI that is not text kills the peer.
+    if kind == "join" and draw(st.booleans()):
+        # A valid peer id with a URI that is not text (once a crash: it must be refused).
+        body["peer_id"] = draw(st.integers(1, 2**53 - 1))
+        body["uri"] = draw(json_values.filter(lambda v: bool(v) and not isinstance(v, str)))
+    elif kind == "join":
+        # A peer id that is not an integer in [1, 2**53).
         body["peer_id"] = draw(
             json_values.filter(lambda v: not isinstance(v, int) or not 1 <= v < 2**53)
         )
@@ -186,6 +189,8 @@ def test_malformed_frames_never_crash_a_live_peer(live_cluster: LocalCluster) ->
     @example(frame(b"", length=MAX_BODY_BYTES + 1))
     @example(frame(b"{}", crc=0))
     @example(frame(b"[1, 2]"))
+    @example(frame(b'{"kind": "join", "peer_id": 5, "uri": {}}', FrameType.REQUEST))
+    @example(frame(b'{"kind": "join", "peer_id": 5, "uri": 17}', FrameType.REQUEST))
     def fuzz(raw: bytes) -> None:
         note(f"payload: {raw!r}")
         reason = expected_reason(raw)
