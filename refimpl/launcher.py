@@ -292,6 +292,36 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def fetch_placement(
+    rest_url: str, timeout_s: float = 1.0, api_key: str | None = None
+) -> dict[str, list[tuple[int, int, str]]]:
+    """Every collection's replicas as ``(shard, peer id, state)``, from one peer's view."""
+    headers = {"api-key": api_key} if api_key else None
+    placement: dict[str, list[tuple[int, int, str]]] = {}
+    try:
+        listed = httpx.get(f"{rest_url}/collections", timeout=timeout_s, headers=headers)
+        for collection in listed.json()["result"]["collections"]:
+            name = collection["name"]
+            url = f"{rest_url}/collections/{name}/cluster"
+            info = httpx.get(url, timeout=timeout_s, headers=headers).json()["result"]
+            rows = [(s["shard_id"], info["peer_id"], s["state"]) for s in info["local_shards"]]
+            rows += [(s["shard_id"], s["peer_id"], s["state"]) for s in info["remote_shards"]]
+            placement[name] = sorted(rows)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return placement
+    return placement
+
+
+def render_placement(placement: dict[str, list[tuple[int, int, str]]]) -> str:
+    """One line per shard: its replicas as ``peer:state``."""
+    lines = []
+    for name, rows in sorted(placement.items()):
+        for shard in sorted({row[0] for row in rows}):
+            replicas = ", ".join(f"{peer}:{state}" for s, peer, state in rows if s == shard)
+            lines.append(f"{name} shard {shard}: {replicas}")
+    return "\n".join(lines)
+
+
 def _status_rows(data_dir: Path) -> list[dict[str, Any]]:
     peers = json.loads((data_dir / "cluster.json").read_text())["peers"]
     api_key = os.environ.get(API_KEY_VARIABLE)
@@ -308,7 +338,13 @@ def cluster_status(data_dir: Path, watch: bool = False, interval_s: float = 1.0)
         return 1
     with contextlib.suppress(KeyboardInterrupt):
         while True:
-            table = render_table(_status_rows(data_dir))
+            rows = _status_rows(data_dir)
+            table = render_table(rows)
+            live = next((r["rest_url"] for r in rows if r.get("info")), None)
+            if live is not None:
+                key = os.environ.get(API_KEY_VARIABLE)
+                shards = render_placement(fetch_placement(live, api_key=key))
+                table += ("\n\n" + shards) if shards else ""
             if watch:
                 print("\x1b[2J\x1b[H" + time.strftime("%H:%M:%S") + "\n" + table, flush=True)
                 time.sleep(interval_s)

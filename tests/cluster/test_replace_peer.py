@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from refimpl.launcher import LocalCluster
+from refimpl.launcher import LocalCluster, fetch_placement
 
 pytestmark = pytest.mark.cluster
 
@@ -62,6 +62,9 @@ def test_a_dead_peer_is_replaced_and_its_replicas_recreated(tmp_path: Path) -> N
             return states.count("Active") == 6
 
         _wait_until(all_active)
+        placement = fetch_placement(cluster.peers[new].rest_url, timeout_s=10)
+        assert [state for _, _, state in placement["c"]] == ["Active"] * 6
+        assert {peer for _, peer, _ in placement["c"]} == {*ids.keys(), new_id} - {victim_id}
         for peer in (0, 1, new):
             count = call(peer, "POST", "/collections/c/points/count", {"exact": True})["count"]
             assert count == 500

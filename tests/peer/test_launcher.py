@@ -51,3 +51,12 @@ def test_status_without_a_cluster_says_how_to_start_one(
     """No cluster recorded in the data directory: exit 1 with a hint, not a traceback."""
     assert cluster_status(tmp_path) == 1
     assert "refimpl cluster up" in capsys.readouterr().err
+
+
+def test_placement_lines_list_every_replica_of_every_shard() -> None:
+    """`refimpl cluster status` shows, per shard, each replica's peer and state."""
+    from refimpl.launcher import render_placement
+
+    text = render_placement({"c": [(0, 11, "Active"), (0, 22, "Dead"), (1, 22, "Partial")]})
+    assert text.splitlines() == ["c shard 0: 11:Active, 22:Dead", "c shard 1: 22:Partial"]
+    assert render_placement({}) == ""
