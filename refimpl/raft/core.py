@@ -702,6 +702,13 @@ class RaftNode:
         for peer, pr in self._followers():
             prev = LogIndex(pr.next - 1 if pr.state is ProgressState.REPLICATE else pr.match)
             prev_term = self._log.term_at(prev)
+            if prev_term is None and pr.state is ProgressState.REPLICATE:
+                # ``prev`` is compacted away. Ask about the snapshot boundary instead: a follower
+                # that lost entries in a crash rejects it, which moves it to probing and then to a
+                # snapshot. (Asking about 0/0 always matched, so such a follower stayed stuck
+                # behind a full inflight window forever: soak seed 738.)
+                prev = LogIndex(self._log.first_index() - 1)
+                prev_term = self._log.term_at(prev)
             if prev_term is None:
                 prev, prev_term = LogIndex(0), Term(0)
             self._send(
