@@ -85,10 +85,28 @@ def decode_records(data: bytes) -> tuple[list[tuple[int, bytes]], str | None]:
             return records, f"torn record at byte {offset} (length {length})"
         payload = data[start : start + length]
         if zlib.crc32(payload) != crc:
+            if _intact_record_at(data, start + length):
+                raise StorageError(
+                    f"log corrupted: checksum mismatch in record at byte {offset} and an intact "
+                    "record follows, so this is damage inside the log, not a torn tail; "
+                    "refusing to start rather than serve a log with a hole (restore this "
+                    "peer's storage, or remove the peer and let it rejoin empty)"
+                )
             return records, f"checksum mismatch in record at byte {offset}"
         records.append((offset, payload))
         offset = start + length
     return records, None
+
+
+def _intact_record_at(data: bytes, offset: int) -> bool:
+    """True when a complete record with a matching CRC starts at ``offset``."""
+    if len(data) - offset < _HEADER.size:
+        return False
+    length, crc = _HEADER.unpack_from(data, offset)
+    start = offset + _HEADER.size
+    if length > MAX_RECORD_BYTES or start + length > len(data):
+        return False
+    return bool(zlib.crc32(data[start : start + length]) == crc)
 
 
 def encode_entry(entry: Entry) -> bytes:

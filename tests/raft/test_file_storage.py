@@ -24,6 +24,7 @@ from refimpl.raft import (
     SnapshotMeta,
     StorageError,
 )
+from refimpl.raft.file_storage import decode_records
 
 P = PeerId
 MEMBERS = Membership(frozenset({P(1), P(2), P(3)}), frozenset({P(4)}))
@@ -90,19 +91,36 @@ def test_torn_tail_is_truncated_and_reported(tmp_path: Path) -> None:
         assert _all(again) == _entries(2, 3, 1) + _entries(5, 1, 2)
 
 
-def test_bit_flip_is_detected_by_crc(tmp_path: Path) -> None:
-    """A flipped bit fails the record's CRC32: that record and everything after it go."""
+def test_bit_flip_in_the_last_record_is_cut_as_a_torn_tail(tmp_path: Path) -> None:
+    """A flipped bit in the last record fails its CRC32: that record goes, with a warning."""
     with FileStorage.bootstrap(tmp_path, MEMBERS) as storage:
         storage.append(_entries(2, 6, 1))
         storage.sync()
     log = tmp_path / "log"
     data = bytearray(log.read_bytes())
-    data[len(data) // 2] ^= 0x10
+    data[-1] ^= 0x10
     log.write_bytes(bytes(data))
     with FileStorage(tmp_path) as reopened:
-        assert reopened.last_index() < 7
-        assert _all(reopened) == _entries(2, reopened.last_index() - 1, 1)
-        assert any("checksum" in w or "torn" in w for w in reopened.recovery_warnings)
+        assert reopened.last_index() == 6
+        assert _all(reopened) == _entries(2, 5, 1)
+        assert any("checksum" in w for w in reopened.recovery_warnings)
+
+
+def test_bit_flip_inside_the_log_refuses_to_start(tmp_path: Path) -> None:
+    """Damage followed by intact records is corruption, not a torn write: opening raises a
+    clear StorageError instead of silently dropping acknowledged entries (issue: disk faults)."""
+    with FileStorage.bootstrap(tmp_path, MEMBERS) as storage:
+        storage.append(_entries(2, 6, 1))
+        storage.set_hard_state(HardState(Term(1), None, LogIndex(6)))
+        storage.sync()
+    log = tmp_path / "log"
+    data = bytearray(log.read_bytes())
+    records, problem = decode_records(bytes(data))
+    assert problem is None and len(records) == 6
+    data[records[2][0] - 1] ^= 0x10  # the last payload byte of the second record
+    log.write_bytes(bytes(data))
+    with pytest.raises(StorageError, match="intact record follows"):
+        FileStorage(tmp_path).close()
 
 
 def test_commit_beyond_the_durable_log_is_clamped_and_reported(tmp_path: Path) -> None:
