@@ -87,8 +87,12 @@ def test_every_chapter_opens_offline_with_figures_and_search(site: str) -> None:
         page.wait_for_url("**/book/intro.html")
         titles = []
         for chapter in _toc_chapters()[1:]:
-            link = page.locator(f"nav.bd-docs-nav a[href$='{Path(chapter).name}.html']").first
-            link.click()
+            hrefs: list[str] = page.eval_on_selector_all(
+                "nav.bd-docs-nav a", "links => links.map(a => a.getAttribute('href') || '')"
+            )
+            wanted = f"{Path(chapter).name}.html"  # exact file name: raft_replication ≠ replication
+            index = next(i for i, h in enumerate(hrefs) if h.split("#")[0].split("/")[-1] == wanted)
+            page.locator("nav.bd-docs-nav a").nth(index).click()
             page.wait_for_url(f"**/{chapter}.html")
             page.wait_for_load_state("load")
             titles.append(page.locator("article h1").first.inner_text())
