@@ -155,7 +155,21 @@ def test_a_shard_with_no_copy_left_is_recovered_from_a_snapshot(
     lost = _call(other_url, "POST", f"/collections/{lonely}/points/count", {"exact": True})
     assert lost.status_code >= 500, "no replica of the shard is left"
     recover = {"location": saved.as_uri(), "checksum": made["checksum"]}
-    assert _ok(other_url, "PUT", f"/collections/{lonely}/snapshots/recover", recover) is True
+    # If the removed peer was the leader, the survivor elects itself first: until then the
+    # API answers 503 with Retry-After (documented as retryable), so retry like a client would.
+    assert _wait_until(
+        lambda: (
+            _call(other_url, "GET", "/cluster").json()["result"]["raft_info"]["leader"] is not None
+        )
+    )
+    answer = _call(other_url, "PUT", f"/collections/{lonely}/snapshots/recover", recover)
+    for _ in range(50):
+        if answer.status_code != 503:
+            break
+        time.sleep(0.2)
+        answer = _call(other_url, "PUT", f"/collections/{lonely}/snapshots/recover", recover)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"] is True
     view = _ok(other_url, "GET", f"/collections/{lonely}/cluster")
     assert view["local_shards"] == [{"shard_id": 0, "points_count": 120, "state": "Active"}]
     page = _ok(other_url, "POST", f"/collections/{lonely}/points/scroll", {"limit": 500})
