@@ -131,6 +131,7 @@ async def test_a_recreated_collection_starts_empty(
     await call(peers[0], "PUT", "/collections/c/points?wait=true", point)
     assert await call(peers[1], "DELETE", "/collections/c") is True
     assert await call(peers[1], "DELETE", "/collections/c") is False
+    await trio.sleep(1.0)  # let every peer apply the delete before re-creating (virtual time)
     await call(peers[2], "PUT", "/collections/c", create)
     assert (await call(peers[0], "POST", "/collections/c/points/count", {}))["count"] == 0
     assert await call(peers[0], "POST", "/collections/c/points", {"ids": [1]}) == []
