@@ -47,6 +47,7 @@ __all__ = [
 
 
 API_KEY_VARIABLE = "QDRANT__SERVICE__API_KEY"
+P2P_SECRET_VARIABLE = "QDRANT__CLUSTER__P2P__SECRET"
 
 
 def free_port() -> int:
@@ -322,14 +323,19 @@ def render_placement(placement: dict[str, list[tuple[int, int, str]]]) -> str:
     return "\n".join(lines)
 
 
-def _status_rows(data_dir: Path) -> list[dict[str, Any]]:
+def _status_rows(data_dir: Path, api_key: str | None) -> list[dict[str, Any]]:
     peers = json.loads((data_dir / "cluster.json").read_text())["peers"]
-    api_key = os.environ.get(API_KEY_VARIABLE)
     return [{**p, "info": fetch_cluster(p["rest_url"], api_key=api_key)} for p in peers]
 
 
-def cluster_status(data_dir: Path, watch: bool = False, interval_s: float = 1.0) -> int:
-    """Print the table of the cluster recorded in ``data_dir`` (refreshing with ``watch``)."""
+def cluster_status(
+    data_dir: Path, watch: bool = False, interval_s: float = 1.0, api_key: str | None = None
+) -> int:
+    """Print the table of the cluster recorded in ``data_dir`` (refreshing with ``watch``).
+
+    ``api_key`` is presented to peers that require one (default: ``QDRANT__SERVICE__API_KEY``).
+    """
+    api_key = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE)
     if not (data_dir / "cluster.json").exists():
         print(
             f"error: no cluster recorded in {data_dir} (start one with `refimpl cluster up`)",
@@ -338,12 +344,11 @@ def cluster_status(data_dir: Path, watch: bool = False, interval_s: float = 1.0)
         return 1
     with contextlib.suppress(KeyboardInterrupt):
         while True:
-            rows = _status_rows(data_dir)
+            rows = _status_rows(data_dir, api_key)
             table = render_table(rows)
             live = next((r["rest_url"] for r in rows if r.get("info")), None)
             if live is not None:
-                key = os.environ.get(API_KEY_VARIABLE)
-                shards = render_placement(fetch_placement(live, api_key=key))
+                shards = render_placement(fetch_placement(live, api_key=api_key))
                 table += ("\n\n" + shards) if shards else ""
             if watch:
                 print("\x1b[2J\x1b[H" + time.strftime("%H:%M:%S") + "\n" + table, flush=True)
@@ -371,13 +376,27 @@ def _follow_logs(cluster: LocalCluster, stop: threading.Event) -> None:
         stop.wait(0.2)
 
 
-def cluster_up(peers: int, base_port: int, data_dir: Path, tick_period_ms: int = 100) -> int:
-    """Start ``peers`` peers, print the table, stream logs until Ctrl-C or SIGTERM."""
+def cluster_up(
+    peers: int,
+    base_port: int,
+    data_dir: Path,
+    tick_period_ms: int = 100,
+    *,
+    api_key: str | None = None,
+    p2p_secret: str | None = None,
+) -> int:
+    """Start ``peers`` peers, print the table, stream logs until Ctrl-C or SIGTERM.
+
+    ``api_key`` (REST) and ``p2p_secret`` (the p2p port) are given to every peer, through the
+    same ``QDRANT__…`` variables a user would set; neither is printed.
+    """
+    env = {API_KEY_VARIABLE: api_key, P2P_SECRET_VARIABLE: p2p_secret}
     stop = threading.Event()
     # Explicit handlers: a launcher started in the background inherits SIGINT as ignored.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with LocalCluster(data_dir, peers, base_port, tick_period_ms) as cluster:
+    extra_env = {name: value for name, value in env.items() if value}
+    with LocalCluster(data_dir, peers, base_port, tick_period_ms, extra_env) as cluster:
         fresh = [not (p.storage / "peer.json").exists() for p in cluster.peers]
         for peer, is_fresh in zip(cluster.peers, fresh, strict=True):
             if not is_fresh:
@@ -392,7 +411,7 @@ def cluster_up(peers: int, base_port: int, data_dir: Path, tick_period_ms: int =
         except TimeoutError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        print(render_table(_status_rows(data_dir)), flush=True)
+        print(render_table(_status_rows(data_dir, api_key)), flush=True)
         print("cluster is up; Ctrl-C stops every peer. `refimpl cluster status --watch` "
               "in another terminal shows it live.", flush=True)  # fmt: skip
         follower = threading.Thread(target=_follow_logs, args=(cluster, stop), daemon=True)

@@ -42,10 +42,16 @@ def add_subcommands(subparsers: "argparse._SubParsersAction[argparse.ArgumentPar
                     help="REST port of peer 0; peer i uses BASE+10i (REST) and BASE+10i+2 (p2p)")  # fmt: skip
     up.add_argument("--data-dir", type=Path, default=Path(".cluster"), help="storage folders")
     up.add_argument("--tick-period-ms", type=_positive, default=100, help="Raft tick (default 100)")
+    up.add_argument("--api-key", default=os.environ.get("QDRANT__SERVICE__API_KEY"),
+                    help="REST API key every peer requires (service.api_key)")  # fmt: skip
+    up.add_argument("--p2p-secret", default=os.environ.get("QDRANT__CLUSTER__P2P__SECRET"),
+                    help="shared secret the peers' p2p port requires (cluster.p2p.secret)")  # fmt: skip
     up.set_defaults(handler=_cluster_up)
     status = commands.add_parser("status", help="print the cluster table")
     status.add_argument("--data-dir", type=Path, default=Path(".cluster"))
     status.add_argument("--watch", action="store_true", help="refresh every second until Ctrl-C")
+    status.add_argument("--api-key", default=os.environ.get("QDRANT__SERVICE__API_KEY"),
+                        help="REST API key of the cluster, if it requires one")  # fmt: skip
     status.set_defaults(handler=_cluster_status)
 
 
@@ -127,13 +133,14 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 def _cluster_up(args: argparse.Namespace) -> int:
     from refimpl.launcher import cluster_up
 
-    return cluster_up(args.peers, args.base_port, args.data_dir, args.tick_period_ms)
+    secrets = {"api_key": args.api_key, "p2p_secret": args.p2p_secret}
+    return cluster_up(args.peers, args.base_port, args.data_dir, args.tick_period_ms, **secrets)
 
 
 def _cluster_status(args: argparse.Namespace) -> int:
     from refimpl.launcher import cluster_status
 
-    return cluster_status(args.data_dir, watch=args.watch)
+    return cluster_status(args.data_dir, watch=args.watch, api_key=args.api_key)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -128,3 +128,53 @@ def wrong_secret_cannot_join(cluster: LocalCluster, leader: int) -> None:
     for peer in cluster.peers[:3]:
         text = peer.log_path.read_text()
         assert SECRET not in text and RW_KEY not in text and RO_KEY not in text
+
+
+def test_cluster_up_flags_give_every_peer_the_key_and_the_secret(tmp_path: Path) -> None:
+    """`refimpl cluster up --api-key K --p2p-secret S` starts keyed peers; status needs K.
+
+    Two peers must form a cluster (so the secret reached both: a peer without it could not
+    join), REST refuses a request without the key, and `cluster status --api-key K` reads the
+    table. Neither secret appears in what the launcher prints or in the peers' logs.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from refimpl.launcher import free_port
+
+    base = free_port()
+    data = tmp_path / "c"
+    command = [sys.executable, "-m", "refimpl.cli", "cluster", "up", "--peers", "2",
+               "--base-port", str(base), "--data-dir", str(data), "--tick-period-ms", "30",
+               "--api-key", RW_KEY, "--p2p-secret", SECRET]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QDRANT__")}
+    launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{base}"
+        deadline, voters = time.monotonic() + 60, 0
+        while time.monotonic() < deadline and voters < 2:
+            time.sleep(0.3)
+            try:
+                reply = httpx.get(f"{url}/cluster", headers={"api-key": RW_KEY}, timeout=2)
+            except httpx.HTTPError:
+                continue
+            if reply.status_code == 200:
+                voters = sum(1 for p in reply.json()["result"]["peers"].values() if p)
+        assert voters == 2, "two peers sharing the secret did not form a cluster"
+        assert httpx.get(f"{url}/collections", timeout=5).status_code == 401
+        # A peer without a secret would not challenge; this one does, then closes.
+        hello = encode_frame(FrameType.RAFT, b"{}")
+        assert knock_without_secret(base + 2, hello) == [FrameType.HANDSHAKE]
+        status = [sys.executable, "-m", "refimpl.cli", "cluster", "status", "--data-dir",
+                  str(data), "--api-key", RW_KEY]  # fmt: skip
+        shown = subprocess.run(status, check=False, env=env, capture_output=True, text=True,
+                               timeout=30)  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert "Leader" in shown.stdout
+    finally:
+        launcher.send_signal(signal.SIGTERM)
+        out, _ = launcher.communicate(timeout=30)
+    logs = out.decode() + "".join(p.read_text() for p in data.glob("peer-*.log"))
+    assert RW_KEY not in logs and SECRET not in logs
