@@ -23,12 +23,20 @@ Rules (spec "Consistency guarantees": reads use a partial fan-out strategy; Qdra
   (Qdrant's own doc comments swap ``majority`` and ``quorum``; this follows what its code does.)
 * if fewer replicas can answer (Active plus Initializing, as Qdrant counts) than are needed,
   the read fails with :class:`NotEnoughReplicasError`. Failed reads never mark replicas Dead.
+* combining answers (Qdrant ``shards/resolve.rs``): records and scored points are grouped by
+  point id; two copies of a point agree when their content agrees (payload, vector, order
+  value, and for a query the score — never the replica-local version number). A point is kept
+  when one copy of it is in at least all (``ALL``) or more than half (``MAJORITY``) of the
+  answers; a point whose replicas disagree, say because one of them has not applied an update
+  yet, is therefore *left out* of an ``all`` read rather than answered from either side
+  (:func:`resolve_items`). Counts combine as the smallest (``ALL``) or the middle one of the
+  sorted counts (``MAJORITY``) (:func:`resolve_count`).
 """
 
 import enum
 import random
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -194,6 +202,62 @@ def resolve_answers(answers: Sequence[Iterable[K]], condition: ResolveCondition)
     return [key for key in first_seen if counts[key] >= needed]
 
 
+def _needed(condition: ResolveCondition, answers: int) -> int:
+    match condition:
+        case ResolveCondition.ALL:
+            return answers
+        case ResolveCondition.MAJORITY:
+            return answers // 2 + 1
+
+
+Item = TypeVar("Item")
+
+
+def resolve_items(
+    answers: Sequence[Sequence[Item]],
+    condition: ResolveCondition,
+    identity: Callable[[Item], Hashable],
+    content: Callable[[Item], Hashable],
+) -> list[Item]:
+    """Combine several replicas' answers item by item, in first-seen order.
+
+    Items with the same ``identity`` (a point id) are copies of one point; copies with equal
+    ``content`` count as the same version. The first version of an id found in enough answers
+    (every answer for ``ALL``, more than half for ``MAJORITY``; each answer counted once) is
+    kept; an id with no such version is left out.
+    """
+    needed = _needed(condition, len(answers))
+    votes: dict[Hashable, dict[Hashable, tuple[Item, set[int]]]] = {}
+    order: list[Hashable] = []
+    for row, answer in enumerate(answers):
+        for item in answer:
+            key = identity(item)
+            versions = votes.get(key)
+            if versions is None:
+                versions = votes[key] = {}
+                order.append(key)
+            version = versions.setdefault(content(item), (item, set()))
+            version[1].add(row)
+    kept = []
+    for key in order:
+        winner = next((v for v, rows in votes[key].values() if len(rows) >= needed), None)
+        if winner is not None:
+            kept.append(winner)
+    return kept
+
+
+def resolve_count(counts: Sequence[int], condition: ResolveCondition) -> int:
+    """Combine several replicas' counts: the smallest for ``ALL``, for ``MAJORITY`` the middle
+    of the sorted counts (the upper middle of an even number), as Qdrant does."""
+    if not counts:
+        return 0
+    match condition:
+        case ResolveCondition.ALL:
+            return min(counts)
+        case ResolveCondition.MAJORITY:
+            return sorted(counts)[len(counts) // 2]
+
+
 __all__ = [
     "InvalidReadConsistencyError",
     "NotEnoughReplicasError",
@@ -207,4 +271,6 @@ __all__ = [
     "read_order",
     "read_requirement",
     "resolve_answers",
+    "resolve_count",
+    "resolve_items",
 ]

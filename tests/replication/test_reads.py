@@ -21,6 +21,7 @@ from refimpl.replication import (
     read_requirement,
     resolve_answers,
 )
+from refimpl.replication.reads import resolve_count, resolve_items
 
 A, D, P, INIT = (
     ReplicaState.Active,
@@ -132,3 +133,56 @@ def test_all_is_always_a_subset_of_majority(answers: list[list[int]]) -> None:
     loose = resolve_answers(answers, MAJ)
     assert set(strict) <= set(loose)
     assert set(strict) == set.intersection(*(set(a) for a in answers))
+
+
+def _ident(item: tuple[int, str]) -> int:
+    return item[0]
+
+
+def _whole(item: tuple[int, str]) -> tuple[int, str]:
+    return item
+
+
+def test_copies_that_disagree_count_as_different_versions() -> None:
+    """A point updated on two replicas but not yet on the third: ``all`` leaves it out (no
+    version is everywhere), ``majority`` answers the version two replicas agree on."""
+    fresh = [(1, "a"), (2, "new"), (3, "c")]
+    lagging = [(1, "a"), (2, "old"), (3, "c")]
+    answers = [fresh, fresh, lagging]
+    assert resolve_items(answers, ALL, _ident, _whole) == [(1, "a"), (3, "c")]
+    assert resolve_items(answers, MAJ, _ident, _whole) == [(1, "a"), (2, "new"), (3, "c")]
+    # Comparing ids alone (the content ignored) keeps the first copy seen.
+    assert resolve_items(answers, ALL, _ident, _ident)[1] == (2, "new")
+
+
+def test_majority_of_three_versions_keeps_nothing_for_that_point() -> None:
+    """Three replicas, three different copies of point 5: no version has a majority."""
+    answers = [[(5, "x")], [(5, "y")], [(5, "z")]]
+    assert resolve_items(answers, MAJ, _ident, _whole) == []
+    assert resolve_items([[(5, "x")], [(5, "y")], [(5, "x")]], MAJ, _ident, _whole) == [(5, "x")]
+
+
+def test_an_answer_counts_once_and_order_is_first_seen() -> None:
+    """A duplicate inside one answer does not vote twice; ids come out in first-seen order."""
+    assert resolve_items([[(1, "a"), (1, "a")], [(2, "b")]], MAJ, _ident, _whole) == []
+    answers = [[(3, "c"), (1, "a")], [(1, "a"), (3, "c"), (2, "b")]]
+    assert resolve_items(answers, ALL, _ident, _whole) == [(3, "c"), (1, "a")]
+    assert resolve_items([], ALL, _ident, _whole) == []
+
+
+@given(st.lists(st.lists(st.integers(0, 9)), min_size=1, max_size=5))
+def test_resolving_plain_ids_agrees_with_resolve_answers(answers: list[list[int]]) -> None:
+    """With the id as the whole content, resolving items is resolving ids."""
+    for condition in (ALL, MAJ):
+        plain = resolve_answers(answers, condition)
+        assert resolve_items(answers, condition, lambda x: x, lambda x: x) == plain
+
+
+@pytest.mark.parametrize(
+    ("counts", "all_", "majority"),
+    [([7], 7, 7), ([5, 7, 9], 5, 7), ([9, 5], 5, 9), ([4, 4, 6, 8], 4, 6), ([], 0, 0)],
+)
+def test_counts_combine_as_minimum_or_middle(counts: list[int], all_: int, majority: int) -> None:
+    """``all`` trusts the smallest count, ``majority`` the middle one (Qdrant's rule)."""
+    assert resolve_count(counts, ALL) == all_
+    assert resolve_count(counts, MAJ) == majority
