@@ -7,8 +7,12 @@ Rules:
   ``PUT /collections/{name}/points`` (upsert); ``POST /collections/{name}/points`` (retrieve);
   ``POST …/points/delete|count|scroll|query|query/batch|search``.
 * Query parameters: ``wait`` (``true``/``false``, default false as in Qdrant), ``timeout``
-  (seconds); ``ordering`` and ``consistency`` are checked and accepted (every write is sent to
-  every replica; reads ask one Active replica per shard).
+  (seconds), ``ordering`` (checked and accepted: every write is sent to every replica) and, on
+  the reads (retrieve, scroll, count, query, query/batch, search), ``consistency``: a positive
+  integer or ``majority``, ``quorum``, ``all`` (default 1), handed to the router, which asks as
+  many replicas of each shard as it needs (:mod:`refimpl.replication.reads`). Anything else is
+  a 400 saying what is accepted; a read that cannot get enough replicas is a 503 with
+  ``Retry-After`` (Qdrant answers 500 there, with the same wording).
 * Bodies are JSON of at most :data:`BODY_BYTES_MAX` bytes; anything else is a 4xx envelope
   whose message says what to fix. Bad input is found before any shard is touched.
 * ``POST …/points/search`` is the legacy search call: it is answered as a query with
@@ -27,12 +31,17 @@ import trio
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
-from refimpl.api.app import ApiContext, ApiError, endpoint
+from refimpl.api.app import RETRY_AFTER_S, ApiContext, ApiError, endpoint
 from refimpl.api.cluster_ops import cluster_ops_routes
 from refimpl.api.snapshots import snapshot_routes
 from refimpl.peer.data_plane import DataPlane
 from refimpl.peer.router import ShardUnavailableError
 from refimpl.points import BadRequest
+from refimpl.replication import (
+    InvalidReadConsistencyError,
+    ReadConsistency,
+    parse_read_consistency,
+)
 
 __all__ = ["BODY_BYTES_MAX", "data_routes"]
 
@@ -41,7 +50,6 @@ BODY_BYTES_MAX = 64 * 1024 * 1024
 BODY_BYTES_INLINE_MAX = 64 * 1024
 """Bodies larger than this are decoded in a worker thread."""
 DEFAULT_TIMEOUT_S = 30.0
-_CONSISTENCY = ("majority", "quorum", "all")
 _ORDERING = ("weak", "medium", "strong")
 
 Call = Callable[[Request, DataPlane], Awaitable[Any]]
@@ -93,12 +101,22 @@ def _timeout(request: Request) -> float:
     return value
 
 
-def _check_read_params(request: Request) -> None:
+def _consistency(request: Request) -> ReadConsistency:
+    """The ``consistency`` query parameter (1 when absent)."""
     raw = request.query_params.get("consistency")
-    if raw is not None and raw not in _CONSISTENCY and not (raw.isdigit() and int(raw) > 0):
+    if raw is None:
+        return 1
+    try:
+        return parse_read_consistency(raw)
+    except InvalidReadConsistencyError as exc:
         raise ApiError(
-            400, "Bad request: `consistency` must be a positive integer, majority, quorum or all"
-        )
+            400, "Bad request: query parameter `consistency` must be a positive integer, "
+            f"majority, quorum or all ({exc})",
+        ) from None  # fmt: skip
+
+
+def _check_read_params(request: Request) -> None:
+    _consistency(request)
     ordering = request.query_params.get("ordering")
     if ordering is not None and ordering not in _ORDERING:
         raise ApiError(400, "Bad request: `ordering` must be weak, medium or strong")
@@ -112,7 +130,8 @@ def _wrap(call: Call) -> Callable[[Request, ApiContext], Awaitable[Any]]:
         except BadRequest as exc:
             raise ApiError(exc.status_code, str(exc)) from None
         except ShardUnavailableError as exc:
-            raise ApiError(exc.status_code, exc.message) from None
+            retry = RETRY_AFTER_S if exc.status_code == 503 else None
+            raise ApiError(exc.status_code, exc.message, retry) from None
 
     return handler
 
@@ -175,23 +194,28 @@ async def delete_points(request: Request, plane: DataPlane) -> Any:
 
 
 async def retrieve_points(request: Request, plane: DataPlane) -> Any:
-    return await plane.router.retrieve(_name(request), await _body(request))
+    body = await _body(request)
+    return await plane.router.retrieve(_name(request), body, _consistency(request))
 
 
 async def count_points(request: Request, plane: DataPlane) -> Any:
-    return await plane.router.count(_name(request), await _body(request))
+    body = await _body(request)
+    return await plane.router.count(_name(request), body, _consistency(request))
 
 
 async def scroll_points(request: Request, plane: DataPlane) -> Any:
-    return await plane.router.scroll(_name(request), await _body(request))
+    body = await _body(request)
+    return await plane.router.scroll(_name(request), body, _consistency(request))
 
 
 async def query_points(request: Request, plane: DataPlane) -> Any:
-    return await plane.router.query(_name(request), await _body(request))
+    body = await _body(request)
+    return await plane.router.query(_name(request), body, _consistency(request))
 
 
 async def query_batch(request: Request, plane: DataPlane) -> Any:
-    return await plane.router.query_batch(_name(request), await _body(request))
+    body = await _body(request)
+    return await plane.router.query_batch(_name(request), body, _consistency(request))
 
 
 async def search_points(request: Request, plane: DataPlane) -> Any:
@@ -200,7 +224,8 @@ async def search_points(request: Request, plane: DataPlane) -> Any:
     if not isinstance(body, dict) or "vector" not in body:
         raise ApiError(400, "Json deserialize error: missing field `vector`")
     rest = {k: v for k, v in body.items() if k != "vector"}
-    answer = await plane.router.query(_name(request), {**rest, "query": body["vector"]})
+    query = {**rest, "query": body["vector"]}
+    answer = await plane.router.query(_name(request), query, _consistency(request))
     return answer["points"]
 
 

@@ -118,7 +118,7 @@ DATA_PATHS: dict[str, dict[str, Any]] = {
     "/collections/{name}/points/delete": {
         "post": _op("delete_points", "Delete by ids or filter", _UPDATE_RESULT, _WAIT, body=True)},
     "/collections/{name}/points/count": {
-        "post": _op("count_points", "Count points", _ANY, body=True)},
+        "post": _op("count_points", "Count points", _ANY, _CONSISTENCY, body=True)},
     "/collections/{name}/points/scroll": {
         "post": _op("scroll_points", "Page through points by id", _ANY, _CONSISTENCY, body=True)},
     "/collections/{name}/points/query": {

@@ -10,10 +10,24 @@ Rules (spec "Sharding"; facts §3, §5):
   directly, remote ones as ``shard_update`` requests (:mod:`refimpl.peer.shard_wire`). A part
   succeeds by :func:`refimpl.replication.write_outcome`; replicas that failed while enough
   others succeeded are marked Dead through consensus before the client is answered.
-* **Reads** fan out to every shard, asking one Active replica of each (the local one first,
-  then the others by peer id, moving on when one cannot answer), and merge: queries keep the
-  best ``offset + limit`` by score, scrolls the first ``limit`` ids, counts add up, retrieves
-  keep the request's order.
+* **Reads** fan out to every shard. Within a shard, the read ``consistency`` (``1`` by
+  default, an integer, ``majority``, ``quorum`` or ``all``) and the collection's
+  ``read_fan_out_factor`` decide how many Active replicas to ask and how many answers are
+  needed (:func:`refimpl.replication.plan_read`, spec "Consistency guarantees": a partial
+  fan-out): the local replica first, the others in a seeded shuffled order, that many at once,
+  the next one whenever one cannot answer, until enough answered. Several answers combine as
+  Qdrant does (:mod:`refimpl.replication.reads`): a point is kept when the same copy of it is
+  in all (or most) answers — so a point that one replica has not updated yet drops out of an
+  ``all`` read instead of being answered from either side — and counts take the minimum (or
+  the middle). Too few Active replicas, or too few answers, fail the read with a retryable 503
+  saying which shard and why; a read never marks a replica Dead. The shards' answers then
+  merge: queries keep the best ``offset + limit`` by score, scrolls the first ``limit`` ids,
+  counts add up, retrieves keep the request's order.
+* **A write whose replica set changed under it** is retried: when a shard part fails and
+  consensus has since changed that shard's replicas (a move finished, a replica was marked
+  Dead), the part is sent again to the replicas the fresh state names, up to
+  :data:`WRITE_ATTEMPTS` times; if the collection was deleted or re-created meanwhile, the write
+  fails with a clear message instead.
 * A query by point id first fetches that point's vector from the shard that owns it, then
   queries every shard with the vector, leaving the point itself out (as Qdrant).
 * Errors: bad input raises :class:`refimpl.points.BadRequest` (4xx); an unknown collection
@@ -25,7 +39,9 @@ in worker threads (:class:`refimpl.peer.shards.LocalShard`); :meth:`Router.handl
 the receiving side of the two request kinds.
 """
 
+import json
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -56,8 +72,10 @@ from refimpl.points import (
     DeletePoints,
     Record,
     ScoredRecord,
+    ScrollPage,
     UpdateOperation,
     UpsertPoints,
+    id_sort_key,
     id_to_json,
     merge_ordered,
     merge_scored,
@@ -72,7 +90,21 @@ from refimpl.points import (
     parse_upsert,
 )
 from refimpl.points.errors import point_not_found
-from refimpl.replication import ReplicaEvent, serves_reads, write_outcome, write_targets
+from refimpl.replication import (
+    ReadConsistency,
+    ReplicaEvent,
+    WriteOutcome,
+    write_outcome,
+    write_targets,
+)
+from refimpl.replication.reads import (
+    NotEnoughReplicasError,
+    ReadPlan,
+    ResolveCondition,
+    plan_read,
+    resolve_count,
+    resolve_items,
+)
 from refimpl.sharding import HashRing
 from refimpl.storage import ShardStore, StorageError
 
@@ -93,6 +125,8 @@ _HIGHER_IS_BETTER = {"Cosine": True, "Dot": True, "Euclid": False, "Manhattan": 
 
 MARK_DEAD_WAIT_S = 30.0
 """How long a coordinator keeps proposing that a failed replica is Dead before it gives up."""
+WRITE_ATTEMPTS = 3
+"""How many times one shard's part of a write is sent while its replica set keeps changing."""
 
 
 class CollectionNotFoundError(BadRequest):
@@ -182,6 +216,8 @@ class Router:
         self.view = view
         self.shards = shards
         self._rings: dict[int, HashRing] = {}
+        self._rng = random.Random(int(peer.id))
+        """Shuffles the remote replicas a read asks (seeded: simulations replay)."""
         self.after_local_update: (
             Callable[[str, ShardId, dict[str, Any]], Awaitable[None]] | None
         ) = None
@@ -256,6 +292,58 @@ class Router:
     async def _write_shard(
         self, t: _Target, shard_id: ShardId, op: UpdateOperation, raw_filter: object, wait: bool
     ) -> int:
+        """Send one shard's part to its replicas; if it fails because consensus changed the
+        shard's replica set meanwhile, send it again to the replicas of the fresh state.
+
+        Why sending it again is safe: the client has not been answered, so the write may take
+        effect at any moment until it is, and applying it twice equals applying it once.
+        Upserts and deletes by id name the points and their final contents, so a replica that
+        already applied the first attempt ends in the same state after the second. A delete by
+        filter deletes what matches *when it is applied*: a second attempt may also remove a
+        matching point that another client upserted in between — which is what the same
+        delete, arriving a moment later, would have done; nothing orders concurrent writes of
+        different clients (spec "Consistency guarantees")."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            outcome, op_ids, errors = await self._write_replicas(t, shard_id, op, raw_filter, wait)
+            if outcome.succeeded:
+                if outcome.to_mark_dead:
+                    await self._mark_dead(t, shard_id, outcome.to_mark_dead)
+                return max(op_ids)
+            fresh = self._changed_under(t, shard_id)
+            if fresh is None or attempt == WRITE_ATTEMPTS:
+                break
+            log.info("peer %d: replicas of %s/%d changed during a write (%s); sending it again",
+                     self.peer.id, t.name, shard_id, outcome.reason)  # fmt: skip
+            t = fresh
+        detail = "; ".join(errors)
+        raise ShardUnavailableError(
+            500, f"Service internal error: shard {shard_id} of `{t.name}`: {outcome.reason}"
+            + (f" ({detail})" if detail else ""),
+        )  # fmt: skip
+
+    def _changed_under(self, t: _Target, shard_id: ShardId) -> _Target | None:
+        """The collection as consensus has it now, if the shard's replica set changed since
+        ``t`` was taken; None if it did not. A collection deleted or re-created meanwhile is
+        an error: the write was meant for the one that is gone."""
+        state = self.view.cluster.collections.get(t.name)
+        if state is None:
+            raise CollectionNotFoundError(t.name)
+        if self.view.incarnation(t.name) != t.incarnation:
+            raise ShardUnavailableError(
+                500, f"Service internal error: collection `{t.name}` was deleted and created "
+                "again while this write was in flight; it may have reached replicas of the old "
+                "collection and was not applied to the new one. Send it again to write to the "
+                "new collection.",
+            )  # fmt: skip
+        if state.replicas.get(shard_id) == t.state.replicas[shard_id]:
+            return None
+        return self.target(t.name)
+
+    async def _write_replicas(
+        self, t: _Target, shard_id: ShardId, op: UpdateOperation, raw_filter: object, wait: bool
+    ) -> tuple[WriteOutcome, list[int], list[str]]:
+        """One attempt: the update to every replica of the shard that takes writes, at once;
+        the write-concern outcome, the operation ids and the failures."""
         states = t.state.replicas[shard_id]
         acks: dict[PeerId, bool] = {}
         op_ids: list[int] = [0]
@@ -287,15 +375,7 @@ class Router:
             for peer in write_targets(states):
                 nursery.start_soon(one, peer)
         outcome = write_outcome(acks, states, t.state.config.write_consistency_factor)
-        if not outcome.succeeded:
-            detail = "; ".join(errors)
-            raise ShardUnavailableError(
-                500, f"Service internal error: shard {shard_id} of `{t.name}`: {outcome.reason}"
-                + (f" ({detail})" if detail else ""),
-            )  # fmt: skip
-        if outcome.to_mark_dead:
-            await self._mark_dead(t, shard_id, outcome.to_mark_dead)
-        return max(op_ids)
+        return outcome, op_ids, errors
 
     async def _mark_dead(self, t: _Target, shard_id: ShardId, peers: Sequence[PeerId]) -> None:
         """Replicas that missed an acknowledged write must not serve reads (spec "Error
@@ -327,47 +407,95 @@ class Router:
 
     # ------------------------------------------------------------------- reads
 
-    async def _read_all(self, t: _Target, read: "_Read[T]") -> list[T]:
+    async def _read_all(
+        self, t: _Target, read: "_Read[T]", consistency: ReadConsistency
+    ) -> list[T]:
         """Ask every shard of the collection, concurrently."""
-        return await _gather([partial(self._read_shard, t, s, read) for s in self._shards(t)])
+        calls = [partial(self._read_shard, t, s, read, consistency) for s in self._shards(t)]
+        return await _gather(calls)
 
-    async def _read_shard(self, t: _Target, shard_id: ShardId, read: "_Read[T]") -> T:
-        """Ask one Active replica of the shard: the local one first, then the others."""
+    async def _read_shard(
+        self, t: _Target, shard_id: ShardId, read: "_Read[T]", consistency: ReadConsistency
+    ) -> T:
+        """Ask as many Active replicas as ``consistency`` needs and combine their answers."""
         replicas = t.state.replicas[shard_id]
-        readable = sorted(p for p, s in replicas.items() if serves_reads(s))
-        order = sorted(readable, key=lambda p: (p != self.peer.id, p))
+        states = ", ".join(f"{p}: {s.value}" for p, s in sorted(replicas.items()))
+        try:
+            plan = plan_read(replicas, self.peer.id, consistency, rng=self._rng,
+                             read_fan_out_factor=t.state.config.read_fan_out_factor)  # fmt: skip
+        except NotEnoughReplicasError as exc:
+            raise ShardUnavailableError(
+                503, f"Service unavailable: the replica set for shard {shard_id} of `{t.name}` "
+                f"does not have enough active replicas for read consistency {_spell(consistency)}"
+                f": {exc} (replicas {states}). Retry later or with a lower consistency.",
+            ) from None  # fmt: skip
+        answers, errors = await self._ask_replicas(t, shard_id, read, plan)
+        if len(answers) < plan.required:
+            raise ShardUnavailableError(
+                503, f"Service unavailable: shard {shard_id} of `{t.name}`: {len(errors)} of "
+                f"{len(errors) + len(answers)} read operations failed, {plan.required} answers "
+                f"needed for read consistency {_spell(consistency)} (replicas {states}): "
+                + "; ".join(errors or ["no active replica"]),
+            )  # fmt: skip
+        return answers[0] if len(answers) == 1 else read.resolve(answers, plan.condition)
+
+    async def _ask_replicas(
+        self, t: _Target, shard_id: ShardId, read: "_Read[T]", plan: ReadPlan
+    ) -> tuple[list[T], list[str]]:
+        """Ask ``plan.initial_parallel`` replicas at once, the next in ``plan.order`` whenever
+        one fails, until ``plan.required`` answered (the rest are cancelled) or none is left.
+        The answers come back in the plan's order; the errors say which replica failed how."""
         request = {"kind": "shard_read", "collection": t.name, "incarnation": t.incarnation,
                    "shard_id": shard_id, "read": read.kind, "body": read.body}  # fmt: skip
-        errors = []
-        for peer in order:
+        waiting = list(enumerate(plan.order))[::-1]  # popped from the end: the plan's order
+        answered: list[tuple[int, T]] = []
+        errors: list[str] = []
+        refused: list[BadRequest] = []
+
+        async def ask(index: int, peer: PeerId) -> None:
             try:
                 if peer == self.peer.id:
-                    return await self._local(t, shard_id).run(read.local)
-                return read.decode(await self._remote(peer, request))
+                    answer = await self._local(t, shard_id).run(read.local)
+                else:
+                    answer = read.decode(await self._remote(peer, request))
             except _ReplicaFailedError as exc:
                 errors.append(f"peer {peer}: {exc}")
-            except _RemoteBadRequestError as exc:
-                error = BadRequest(exc.message)
-                error.status_code = exc.status_code
-                raise error from None
-        states = ", ".join(f"{p}: {s.value}" for p, s in sorted(replicas.items()))
-        raise ShardUnavailableError(
-            503, f"Shard temporarily unavailable: no active replica of shard {shard_id} of "
-            f"`{t.name}` could answer (replicas {states}; {'; '.join(errors) or 'none active'})",
-        )  # fmt: skip
+                if waiting:
+                    nursery.start_soon(ask, *waiting.pop())
+                return
+            except (_RemoteBadRequestError, BadRequest) as exc:
+                refused.append(_as_bad_request(exc))  # bad everywhere: no use asking others
+                nursery.cancel_scope.cancel()
+                return
+            answered.append((index, answer))
+            if len(answered) >= plan.required:
+                nursery.cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(plan.initial_parallel):
+                nursery.start_soon(ask, *waiting.pop())
+        if refused:
+            raise refused[0]
+        first = sorted(answered[: plan.required], key=lambda pair: pair[0])
+        return [answer for _, answer in first], errors
 
     def _shards(self, t: _Target) -> list[ShardId]:
         return [ShardId(s) for s in range(t.state.config.shard_number)]
 
-    async def count(self, name: str, body: object) -> dict[str, Any]:
+    async def count(
+        self, name: str, body: object, consistency: ReadConsistency = 1
+    ) -> dict[str, Any]:
         """``POST /collections/{name}/points/count``: the sum over every shard."""
         t = self.target(name)
         req = parse_count(body)
         raw = body if body is not None else {}
-        read = _Read("count", raw, lambda st: st.count(req.filter), lambda r: int(r["count"]))
-        return {"count": sum(await self._read_all(t, read))}
+        read = _Read("count", raw, lambda st: st.count(req.filter), lambda r: int(r["count"]),
+                     resolve_count)  # fmt: skip
+        return {"count": sum(await self._read_all(t, read, consistency))}
 
-    async def retrieve(self, name: str, body: object) -> list[dict[str, Any]]:
+    async def retrieve(
+        self, name: str, body: object, consistency: ReadConsistency = 1
+    ) -> list[dict[str, Any]]:
         """``POST /collections/{name}/points``: each id from its shard, in request order."""
         t = self.target(name)
         req = parse_retrieve(body)
@@ -380,9 +508,9 @@ class Router:
             sub = {**body, "ids": [id_to_json(p) for p in ids]}
             read = _Read(
                 "retrieve", sub, lambda st: st.retrieve(ids, req.with_payload, req.with_vector),
-                _decode_records,
+                _decode_records, _resolve_records,
             )  # fmt: skip
-            return partial(self._read_shard, t, s, read)
+            return partial(self._read_shard, t, s, read, consistency)
 
         answers = await _gather([call(s, ids) for s, ids in sorted(by_shard.items())])
         found = {r.id: r for answer in answers for r in answer}
@@ -393,58 +521,68 @@ class Router:
                 out.append(found[point_id].to_json())
         return out
 
-    async def scroll(self, name: str, body: object) -> dict[str, Any]:
+    async def scroll(
+        self, name: str, body: object, consistency: ReadConsistency = 1
+    ) -> dict[str, Any]:
         """``POST /collections/{name}/points/scroll``: merged pages, ids in order."""
         t = self.target(name)
         req = parse_scroll(body)
         raw = body if body is not None else {}
-        read = _Read("scroll", raw, lambda st: st.scroll(req), decode_scroll_page)
-        pages = await self._read_all(t, read)
+        read = _Read("scroll", raw, lambda st: st.scroll(req), decode_scroll_page, _resolve_pages)
+        pages = await self._read_all(t, read, consistency)
         if req.order_by is not None:
             merged = merge_ordered(pages, req.limit, req.order_by.direction == "desc")
         else:
             merged = merge_scroll(pages, req.limit)
         return merged.to_json()
 
-    async def query(self, name: str, body: object) -> dict[str, Any]:
+    async def query(
+        self, name: str, body: object, consistency: ReadConsistency = 1
+    ) -> dict[str, Any]:
         """``POST /collections/{name}/points/query``: top-k over every shard."""
         t = self.target(name)
         parse_query(body, t.dim)  # check everything before any shard is asked
         assert isinstance(body, dict)
-        return {"points": [h.to_json() for h in await self._query(t, body)]}
+        return {"points": [h.to_json() for h in await self._query(t, body, consistency)]}
 
-    async def query_batch(self, name: str, body: object) -> list[dict[str, Any]]:
+    async def query_batch(
+        self, name: str, body: object, consistency: ReadConsistency = 1
+    ) -> list[dict[str, Any]]:
         """``POST /collections/{name}/points/query/batch``."""
         t = self.target(name)
         parse_query_batch(body, t.dim)
         assert isinstance(body, dict)
         out = []
         for search in body["searches"]:
-            out.append({"points": [h.to_json() for h in await self._query(t, search)]})
+            hits = await self._query(t, search, consistency)
+            out.append({"points": [h.to_json() for h in hits]})
         return out
 
-    async def _query(self, t: _Target, body: dict[str, Any]) -> list[ScoredRecord]:
+    async def _query(
+        self, t: _Target, body: dict[str, Any], consistency: ReadConsistency
+    ) -> list[ScoredRecord]:
         req = parse_query(body, t.dim)
         if req.nearest_id is not None:
-            body = await self._by_vector_of(t, body, req.nearest_id)
+            body = await self._by_vector_of(t, body, req.nearest_id, consistency)
             req = parse_query(body, t.dim)
         k = req.offset + req.limit
         shard_body = {**body, "limit": k, "offset": 0}
         local_req = replace(req, limit=k, offset=0)
-        read = _Read("query", shard_body, lambda st: st.search(local_req), _decode_hits)
-        answers = await self._read_all(t, read)
+        read = _Read("query", shard_body, lambda st: st.search(local_req), _decode_hits,
+                     _resolve_hits)  # fmt: skip
+        answers = await self._read_all(t, read, consistency)
         better = _HIGHER_IS_BETTER[t.state.config.vectors.distance.value]
         return merge_scored(answers, req.limit, req.offset, better)
 
     async def _by_vector_of(
-        self, t: _Target, body: dict[str, Any], point_id: PointId
+        self, t: _Target, body: dict[str, Any], point_id: PointId, consistency: ReadConsistency
     ) -> dict[str, Any]:
         """Rewrite a query by point id into a query by that point's vector, without it."""
         shard_id = t.ring.shard_for(point_id)
         sub = {"ids": [id_to_json(point_id)], "with_payload": False, "with_vector": True}
         read = _Read("retrieve", sub, lambda st: st.retrieve([point_id], with_vector=True),
-                     _decode_records)  # fmt: skip
-        records = await self._read_shard(t, shard_id, read)
+                     _decode_records, _resolve_records)  # fmt: skip
+        records = await self._read_shard(t, shard_id, read, consistency)
         if not records or records[0].vector is None:
             raise _not_found(point_id)
         skip = {"must_not": [{"has_id": [id_to_json(point_id)]}]}
@@ -508,12 +646,14 @@ class Router:
 @dataclass(frozen=True, slots=True)
 class _Read(Generic[T]):
     """One read of one shard: its request kind and REST body (for a remote replica), the
-    call on a local store, and how to decode a remote answer into the same type."""
+    call on a local store, how to decode a remote answer into the same type, and how to
+    combine several replicas' answers into one."""
 
     kind: str
     body: Any
     local: Callable[[ShardStore], T]
     decode: Callable[[Any], T]
+    resolve: Callable[[list[T], ResolveCondition], T]
 
 
 def _decode_records(raw: Any) -> list[Record]:
@@ -522,6 +662,51 @@ def _decode_records(raw: Any) -> list[Record]:
 
 def _decode_hits(raw: Any) -> list[ScoredRecord]:
     return [decode_scored(x) for x in raw]
+
+
+def _payload_key(payload: Any) -> str:
+    """A payload's comparable form; no payload and an empty one agree (as in Qdrant)."""
+    return json.dumps(payload or {}, sort_keys=True)
+
+
+def _record_content(r: Record) -> Any:
+    return (r.id, _payload_key(r.payload), r.vector, r.order_value)
+
+
+def _hit_content(h: ScoredRecord) -> Any:
+    # Not the version: each replica numbers its own operations.
+    return (h.id, h.score, _payload_key(h.payload), h.vector)
+
+
+def _resolve_records(answers: list[list[Record]], condition: ResolveCondition) -> list[Record]:
+    return resolve_items(answers, condition, lambda r: r.id, _record_content)
+
+
+def _resolve_hits(
+    answers: list[list[ScoredRecord]], condition: ResolveCondition
+) -> list[ScoredRecord]:
+    return resolve_items(answers, condition, lambda h: h.id, _hit_content)
+
+
+def _resolve_pages(pages: list[ScrollPage], condition: ResolveCondition) -> ScrollPage:
+    """One shard's scroll page from several replicas' pages: the agreed points, and the
+    smallest next offset (nothing beyond a page any replica stopped at is skipped)."""
+    points = resolve_items([p.points for p in pages], condition, lambda r: r.id, _record_content)
+    offsets = [p.next_page_offset for p in pages if p.next_page_offset is not None]
+    return ScrollPage(tuple(points), min(offsets, key=id_sort_key) if offsets else None)
+
+
+def _spell(consistency: ReadConsistency) -> str:
+    return str(consistency) if isinstance(consistency, int) else consistency.value
+
+
+def _as_bad_request(exc: Exception) -> BadRequest:
+    if isinstance(exc, BadRequest):
+        return exc
+    assert isinstance(exc, _RemoteBadRequestError)
+    error = BadRequest(exc.message)
+    error.status_code = exc.status_code
+    return error
 
 
 class _RemoteBadRequestError(Exception):
