@@ -6,8 +6,9 @@ Rules (spec "Cluster scaling"; facts §7.5, §6.2):
   "from_peer_id", "to_peer_id", "method"?}``), ``abort_transfer`` (the same without method)
   or ``drop_replica`` (``{"shard_id", "peer_id"}``). Other Qdrant operations (sharding keys,
   resharding, ``restart_transfer``) are refused with 400 and say they are not implemented.
-* ``method`` may be omitted or ``stream_records``: it is the only method this implementation
-  has (:mod:`refimpl.peer.transfers`); ``snapshot`` and ``wal_delta`` are refused clearly.
+* ``method`` is ``stream_records`` (the default here, Qdrant's legacy default), ``snapshot``
+  or ``wal_delta`` (:mod:`refimpl.peer.transfers`); anything else is refused with 400 naming
+  the three.
 * Checks before proposing, with Qdrant's wording: an unknown collection is 404, a shard that
   does not exist or an unknown peer 400, the same peer as source and target 400, aborting a
   transfer that does not exist 404. Everything else is decided when the operation is applied
@@ -62,13 +63,13 @@ def _int_field(doc: Mapping[str, Any], key: str, where: str) -> int:
 
 def _method(doc: Mapping[str, Any], where: str) -> TransferMethod:
     raw = doc.get("method")
-    if raw is None or raw == TransferMethod.STREAM_RECORDS.value:
+    if raw is None:
         return TransferMethod.STREAM_RECORDS
-    known = [m.value for m in TransferMethod]
-    if raw in known:
-        raise ApiError(400, f"Bad request: `{where}.method` {raw!r} is not implemented here; "
-                       "use stream_records")  # fmt: skip
-    raise ApiError(400, f"Bad request: `{where}.method` must be one of {', '.join(known)}")
+    for method in TransferMethod:
+        if raw == method.value:
+            return method
+    known = ", ".join(m.value for m in TransferMethod)
+    raise ApiError(400, f"Bad request: `{where}.method` must be one of {known}, not {raw!r}")
 
 
 def parse_cluster_operation(name: str, body: object, state: ClusterState) -> Operation:

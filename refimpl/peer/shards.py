@@ -40,7 +40,8 @@ from refimpl.ids import PeerId, ShardId
 from refimpl.index import Distance, HnswConfig
 from refimpl.peer.node import ProposalError
 from refimpl.replication import ReplicaEvent, ReplicaState
-from refimpl.storage import MemoryMedium, ShardConfig, ShardStore, StorageError
+from refimpl.storage import DiskMedium, MemoryMedium, ShardConfig, ShardStore, StorageError
+from refimpl.storage.media import Files
 
 __all__ = ["ClusterView", "LocalShard", "LocalShards", "shard_config"]
 
@@ -99,6 +100,8 @@ class LocalShard:
     threaded: bool = True
     """False in the peer simulation: calls run inline, so virtual time stays deterministic."""
     lock: trio.Lock = field(default_factory=trio.Lock)
+    restorer: Callable[[Files], ShardStore] | None = None
+    """Builds a store from a snapshot's checkpoint files, where :attr:`opener` opens it."""
 
     async def run(self, fn: Callable[[ShardStore], T]) -> T:
         """Run ``fn(store)`` in a worker thread, one call at a time."""
@@ -109,6 +112,22 @@ class LocalShard:
                          len(self.store))  # fmt: skip
             store = self.store
             return await self._call(lambda: _in_worker(fn, store))
+
+    async def restore(self, files: Files) -> int:
+        """Replace this replica's content by a snapshot's checkpoint files (the target of a
+        ``snapshot`` transfer): the old store and its files go first. Returns the points."""
+        assert self.restorer is not None, "LocalShards gives every replica a restorer"
+        restorer = self.restorer
+        async with self.lock:
+            old, self.store = self.store, None
+
+            def swap() -> ShardStore:
+                if old is not None:
+                    old.destroy()
+                return restorer(files)
+
+            self.store = await self._call(swap)
+            return len(self.store)
 
     async def _call(self, fn: Callable[[], T]) -> T:
         if self.threaded:
@@ -205,9 +224,14 @@ class LocalShards:
                 return ShardStore.in_memory(config, MemoryMedium())
             return ShardStore.open(directory, config)
 
+        def restorer(files: Files) -> ShardStore:
+            medium = MemoryMedium() if directory is None else DiskMedium(directory)
+            return ShardStore.restore(medium, files, config)
+
         self._shards[key] = LocalShard(
-            name, shard_id, incarnation, config, opener, threaded=self.threaded
-        )
+            name, shard_id, incarnation, config, opener, threaded=self.threaded,
+            restorer=restorer,
+        )  # fmt: skip
 
     def _drop(self, shard: LocalShard) -> None:
         """Forget a replica: its files go once no call is using the store."""

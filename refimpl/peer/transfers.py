@@ -1,42 +1,65 @@
-"""Shard transfers by streaming records, and the automatic recovery of Dead replicas.
+"""Shard transfers (three methods) and the automatic recovery of Dead replicas.
 
 Rules (spec "Cluster scaling", "Node Failure Recovery"; facts §4.4, §6):
 
 * A transfer exists only once ``StartTransfer`` is applied: from then on the target replica is
-  Partial (it already receives new writes from every coordinator) and the **source peer** drives
-  the transfer; every other peer only watches the cluster state.
+  Partial (``stream_records``) or Recovery (``snapshot``, ``wal_delta``), and the **source
+  peer** drives the transfer; every other peer only watches the cluster state.
 * The source first asks the target to *prepare* (``transfer_init``): the target waits until it
-  has applied the start itself, then empties its replica (a recovering Dead replica may hold
-  points deleted since). From that moment the source **forwards** every update it applies to
-  that shard (Qdrant's ForwardProxy), then streams all its points in id order, one page at a
-  time, as ordinary ``shard_update`` upserts.
-* Forwarding and streaming take the same per-transfer lock, and a page is read and sent inside
-  it: an update applied after a page was read is forwarded after that page arrives, so an old
-  copy never overwrites a newer one. Both copies stay updated; nothing applied on the source is
-  missed, whoever coordinated it.
-* When the stream is done the source proposes ``FinishTransfer`` (target Active; a move also
-  drops the source replica). A failed attempt (target unreachable, a forward that failed) is
-  retried from the start up to :data:`ATTEMPTS` times, then ``AbortTransfer`` is proposed.
+  has applied the start itself. Then the method:
+
+  - ``stream_records``: the target empties its replica (a recovering Dead replica may hold
+    points deleted since). From that moment the source **forwards** every update it applies
+    to that shard (Qdrant's ForwardProxy), then streams all its points in id order, one page
+    at a time, as ordinary ``shard_update`` upserts. Forwarding and streaming take the same
+    per-transfer lock, and a page is read and sent inside it: an update applied after a page
+    was read is forwarded after that page arrives, so an old copy never overwrites a newer one.
+  - ``snapshot``: the source checkpoints its replica and ships the checkpoint as a snapshot
+    archive (:mod:`refimpl.storage.snapshot`, checksummed) in chunks of at most
+    :data:`CHUNK_BYTES`; the target verifies it and replaces its replica with it.
+  - ``wal_delta``: the target reports its *recovery point* (a digest of every operation its
+    WAL holds); the source finds the first operation of its own WAL the target lacks and
+    sends only the operations from there (:func:`delta_start`). When the WAL cannot tell
+    (compacted past the point where the two diverged, or the target holds operations the
+    source never saw), it falls back to streaming every record into the emptied target.
+
+  A Recovery target takes no writes from coordinators, so for the last two methods the source
+  keeps the updates in its own WAL instead (Qdrant's QueueProxy): the base (snapshot, delta or
+  stream) is "everything up to operation N of the source", and the source then **tails its
+  WAL** from N, sending every later operation in its order, until the transfer ends. Once
+  caught up it proposes ``SetReplicaState(snapshot_applied)`` (Recovery -> Partial: from then
+  on coordinators write to the target too), waits until every reachable peer sees the target
+  Partial, and proposes ``FinishTransfer`` — still tailing, so an update a coordinator sent
+  only to the source before it learnt of Partial reaches the target anyway.
+* A failed attempt (target unreachable, a forward that failed, a WAL compacted under the tail)
+  is retried from the start up to :data:`ATTEMPTS` times, then ``AbortTransfer`` is proposed.
+  The target only becomes Active by ``FinishTransfer``, proposed after a complete attempt.
 * Recovery: a peer whose own replica is Dead, with no transfer on that shard, proposes a
-  replicating transfer from an Active replica on another peer (lowest id first) — Dead ->
-  Partial -> Active, as Qdrant's ``sync_local_state``. Proposals are retried every
-  :data:`RECOVERY_RETRY_S` while the replica stays Dead.
+  ``wal_delta`` replicating transfer from an Active replica on another peer (lowest id first)
+  — Dead -> Recovery -> Partial -> Active, as Qdrant's ``sync_local_state``. Proposals are
+  retried every :data:`RECOVERY_RETRY_S` while the replica stays Dead.
 
 Theory of operation: :class:`ShardTransfers` runs in the peer's nursery. A listener on the
 cluster state wakes it after every applied entry; it starts a task for each transfer whose
 source is this peer and cancels the tasks of transfers that are gone (finished or aborted). The
 router calls :meth:`ShardTransfers.forward` after each local update it coordinated; updates
 coordinated elsewhere arrive as ``shard_update`` requests, which this module answers (through
-the router) so it can forward them too.
+the router) so it can forward them too (or, for a WAL tail, wake it).
 Limits: concurrent updates of one point through different coordinators may reach two replicas
 in different orders (the spec's caveat on concurrent writes); there is no point versioning.
+The recovery point compares operations by content, not by Qdrant's clock tags (which need the
+coordinator to tag each update): an operation repeated with identical content is taken as
+already present.
 """
 
+import base64
+import binascii
+import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import trio
@@ -45,26 +68,48 @@ from refimpl.consensus import (
     AbortTransfer,
     ClusterState,
     FinishTransfer,
+    SetReplicaState,
     ShardTransfer,
     StartTransfer,
+    TransferMethod,
     encode_operation,
 )
 from refimpl.ids import PeerId, ShardId
 from refimpl.peer.cluster_state import ClusterStateMachine
 from refimpl.peer.node import Peer, ProposalError
-from refimpl.peer.shard_wire import encode_update
-from refimpl.peer.shards import LocalShards
+from refimpl.peer.shard_wire import decode_update, encode_update
+from refimpl.peer.shards import LocalShard, LocalShards
 from refimpl.peer.transport import TransportError
-from refimpl.points import ALL_PAYLOAD, DeletePoints, ScrollRequest, UpsertPoints, id_sort_key
-from refimpl.replication import ReplicaState
-from refimpl.storage import ShardStore
+from refimpl.points import (
+    ALL_PAYLOAD,
+    BadRequest,
+    DeletePoints,
+    ScrollRequest,
+    UpsertPoints,
+    id_sort_key,
+)
+from refimpl.replication import ReplicaEvent, ReplicaState
+from refimpl.storage import ShardStore, SnapshotError, StorageError, WalRecord, encode_record
+from refimpl.storage.snapshot import archive_bytes, parse_snapshot
 
-__all__ = ["ATTEMPTS", "BATCH_POINTS", "RECOVERY_RETRY_S", "ShardTransfers"]
+__all__ = [
+    "ATTEMPTS",
+    "BATCH_POINTS",
+    "CHUNK_BYTES",
+    "RECOVERY_RETRY_S",
+    "ShardTransfers",
+    "delta_start",
+    "op_digest",
+]
 
 log = logging.getLogger("refimpl.peer.transfers")
 
 BATCH_POINTS = 100
 """Points per streamed page (Qdrant's stream_records batch)."""
+TAIL_BATCH_POINTS = 1000
+"""Points per request when the source sends WAL operations (a request holds whole operations)."""
+CHUNK_BYTES = 4 << 20
+"""Bytes of snapshot archive per request (base64 in JSON stays under the 8 MiB frame limit)."""
 ATTEMPTS = 3
 """Tries of one transfer before it is aborted (Qdrant: 3, with 1 s x attempt between)."""
 RECOVERY_RETRY_S = 2.0
@@ -74,7 +119,13 @@ PREPARE_WAIT_S = 10.0
 """How long a target waits to see the transfer's start applied before refusing to prepare."""
 OPEN_WAIT_S = 2.0
 """How long an update for a replica not open yet waits for this peer's state to catch up."""
+TAIL_POLL_S = 0.05
+"""How often a WAL tail looks for new operations when no update woke it."""
+SYNC_WAIT_S = 5.0
+"""How long the source waits for one peer to see the target Partial before finishing anyway
+(a peer that cannot be reached coordinates no writes either)."""
 
+T = TypeVar("T")
 Key = tuple[str, ShardId]
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -94,6 +145,8 @@ class _Outgoing:
     failed: str | None = None
     comment: str = "starting"
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    wake: trio.Event = field(default_factory=trio.Event)
+    """Set when the source applied an update (a WAL tail looks for it at once)."""
 
 
 class ShardTransfers:
@@ -112,11 +165,15 @@ class ShardTransfers:
         self._shard_handler = shard_handler
         self.outgoing: dict[Key, _Outgoing] = {}
         self._recovery_at: dict[Key, float] = {}
+        self._incoming: dict[Key, bytearray] = {}
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         view.listeners.append(self._wake)
-        peer.request_handlers["transfer_init"] = self.handle_prepare
-        peer.request_handlers["shard_update"] = self.handle_update
+        handlers = {"transfer_init": self.handle_prepare, "shard_update": self.handle_update,
+                    "transfer_ops": self.handle_ops, "transfer_chunk": self.handle_chunk,
+                    "transfer_restore": self.handle_restore,
+                    "transfer_state": self.handle_state}  # fmt: skip
+        peer.request_handlers.update(handlers)
 
     def _wake(self) -> None:
         self._changed.set()
@@ -154,7 +211,8 @@ class ShardTransfers:
             now = trio.current_time()
             if now - self._recovery_at.get(key, -1e9) >= RECOVERY_RETRY_S:
                 self._recovery_at[key] = now
-                t = ShardTransfer(shard_id, source, self.peer.id, sync=True)
+                t = ShardTransfer(shard_id, source, self.peer.id, sync=True,
+                                  method=TransferMethod.WAL_DELTA)  # fmt: skip
                 self._nursery.start_soon(self._propose, StartTransfer(name, t), "recovery")
 
     def _recoverable(self, state: ClusterState) -> list[tuple[str, ShardId, PeerId]]:
@@ -194,7 +252,11 @@ class ShardTransfers:
             error = ""
             for attempt in range(1, ATTEMPTS + 1):
                 try:
-                    await self._attempt(entry)
+                    if t.method is TransferMethod.STREAM_RECORDS:
+                        await self._attempt(entry)
+                    else:
+                        await self._recover(entry)
+                        return  # it proposed the finish itself, while still tailing
                 except TransferFailedError as exc:
                     error = str(exc)
                     log.warning("peer %d: transfer of %s/%d to %d, attempt %d: %s",
@@ -214,18 +276,29 @@ class ShardTransfers:
             abort = AbortTransfer(name, t.shard_id, t.from_peer, t.to_peer, "transmission failed")
             await self._propose(abort, "abort transfer")
 
-    async def _attempt(self, entry: _Outgoing) -> None:
+    async def _prepare(self, entry: _Outgoing, method: TransferMethod) -> tuple[LocalShard, Any]:
+        """Ask the target to prepare; return the source replica and the target's answer."""
         t, name = entry.transfer, entry.collection
         entry.failed = None
         entry.comment = "preparing the target"
         incarnation = self.view.incarnation(name)
-        await self._send(t.to_peer, {"kind": "transfer_init", "collection": name,
-                                     "incarnation": incarnation, "shard_id": t.shard_id,
-                                     "from_peer": t.from_peer})  # fmt: skip
-        entry.forwarding = True  # from here every local update is forwarded too
+        answer = await self._send(t.to_peer, {"kind": "transfer_init", "collection": name,
+                                              "incarnation": incarnation, "shard_id": t.shard_id,
+                                              "from_peer": t.from_peer,
+                                              "method": method.value})  # fmt: skip
         shard = self.shards.get(name, t.shard_id)
         if shard is None or shard.incarnation != incarnation:
             raise TransferFailedError(f"the source replica of {name}/{t.shard_id} is not here")
+        return shard, answer
+
+    async def _attempt(self, entry: _Outgoing) -> None:
+        """One ``stream_records`` attempt: empty the target, forward, stream every page."""
+        shard, _ = await self._prepare(entry, TransferMethod.STREAM_RECORDS)
+        entry.forwarding = True  # from here every local update is forwarded too
+        await self._stream_pages(entry, shard)
+
+    async def _stream_pages(self, entry: _Outgoing, shard: LocalShard) -> None:
+        t, name = entry.transfer, entry.collection
         offset: Any = None
         sent = 0
         while True:
@@ -233,7 +306,7 @@ class ShardTransfers:
                 page = await shard.run(partial(_page, offset=offset))
                 if page.upsert is not None:
                     op = encode_update(page.upsert)
-                    body = _update_body(name, incarnation, t.shard_id, op)
+                    body = _update_body(name, shard.incarnation, t.shard_id, op)
                     await self._send(t.to_peer, body)
             sent += len(page.ids)
             entry.comment = f"transferring records ({sent} sent)"
@@ -242,6 +315,134 @@ class ShardTransfers:
             if page.next_offset is None:
                 return
             offset = page.next_offset
+
+    async def _recover(self, entry: _Outgoing) -> None:
+        """One ``snapshot`` or ``wal_delta`` attempt into a Recovery target: send the base,
+        then tail the source's WAL from it while switching the target Partial and finishing."""
+        t = entry.transfer
+        shard, answer = await self._prepare(entry, t.method)
+        after: int | None = None
+        if t.method is TransferMethod.WAL_DELTA:
+            after = await self._delta_point(entry, shard, answer)
+        if after is None and t.method is TransferMethod.WAL_DELTA:
+            entry.comment = "the WAL delta cannot be resolved: streaming records instead"
+            await self._prepare(entry, TransferMethod.STREAM_RECORDS)  # empties the target
+            after = await shard.run(_last_op)
+            await self._stream_pages(entry, shard)
+        elif after is None:
+            after = await self._send_snapshot(entry, shard)
+        async with trio.open_nursery() as nursery:
+            caught_up = trio.Event()
+            nursery.start_soon(self._tail, entry, shard, after, caught_up)
+            await caught_up.wait()
+            await self._switch_partial_and_finish(entry)
+            nursery.cancel_scope.cancel()
+
+    async def _delta_point(self, entry: _Outgoing, shard: LocalShard, answer: Any) -> int | None:
+        """The source operation number after which the target needs everything, or None."""
+        digests = answer.get("digests") if isinstance(answer, dict) else None
+        if not isinstance(digests, list):
+            raise TransferFailedError("the target sent no recovery point")
+        records, complete = await shard.run(_wal_view)
+        start = delta_start([op_digest(r) for r in records], complete, [str(d) for d in digests])
+        if start is None:
+            return None
+        entry.comment = f"sending the WAL delta ({len(records) - start} operations)"
+        if start == len(records):
+            return await shard.run(_last_op)
+        return records[start].op_num - 1
+
+    async def _send_snapshot(self, entry: _Outgoing, shard: LocalShard) -> int:
+        """Checkpoint the source, ship the archive in chunks, have the target restore it;
+        return the operation number the snapshot holds everything up to."""
+        t, name = entry.transfer, entry.collection
+        entry.comment = "creating snapshot"
+        files, op_num = await shard.run(_snapshot)
+        data = await self._offload(partial(archive_bytes, {t.shard_id: files}, {}, name))
+        where = {"collection": name, "incarnation": shard.incarnation, "shard_id": t.shard_id}
+        for offset in range(0, len(data), CHUNK_BYTES):
+            chunk = base64.b64encode(data[offset : offset + CHUNK_BYTES]).decode("ascii")
+            await self._send(t.to_peer, {"kind": "transfer_chunk", **where, "offset": offset,
+                                         "data": chunk})  # fmt: skip
+            entry.comment = f"transferring snapshot ({offset} of {len(data)} bytes)"
+        entry.comment = "recovering"
+        await self._send(t.to_peer, {"kind": "transfer_restore", **where, "size": len(data)})
+        return op_num
+
+    async def _tail(
+        self, entry: _Outgoing, shard: LocalShard, after: int, caught_up: trio.Event
+    ) -> None:
+        """Forever: send the source's WAL operations after ``after`` to the target, in order;
+        ``caught_up`` is set once a look found nothing left to send."""
+        t, name = entry.transfer, entry.collection
+        sent = 0
+        while True:
+            entry.wake = trio.Event()  # before reading: an update applied later wakes us
+            records = await shard.run(partial(_ops_since, after=after))
+            if records is None:
+                raise TransferFailedError(f"the source's WAL no longer holds operation {after + 1}")
+            if not records:
+                caught_up.set()
+                with trio.move_on_after(TAIL_POLL_S):
+                    await entry.wake.wait()
+                continue
+            for batch in _batches(records):
+                ops = [encode_update(r.op) for r in batch]
+                await self._send(t.to_peer, {"kind": "transfer_ops", "collection": name,
+                                             "incarnation": shard.incarnation,
+                                             "shard_id": t.shard_id, "ops": ops})  # fmt: skip
+                after, sent = batch[-1].op_num, sent + len(batch)
+            if not caught_up.is_set():
+                entry.comment = f"syncing queued updates ({sent} sent)"
+
+    async def _switch_partial_and_finish(self, entry: _Outgoing) -> None:
+        """Recovery -> Partial through consensus, wait until the peers see it, finish."""
+        t, name = entry.transfer, entry.collection
+        entry.comment = "waiting consensus"
+        if self._target_state(name, t) is ReplicaState.Recovery:
+            applied = SetReplicaState(name, t.shard_id, t.to_peer, ReplicaEvent.SNAPSHOT_APPLIED,
+                                      from_state=ReplicaState.Recovery)  # fmt: skip
+            await self._propose(applied, "recovery to partial")
+        if self._target_state(name, t) is not ReplicaState.Partial:
+            raise TransferFailedError("the target replica did not turn Partial")
+        await self._peers_see_partial(name, t)
+        entry.comment = "finalizing"
+        finish = FinishTransfer(name, t.shard_id, t.from_peer, t.to_peer)
+        if await self._propose(finish, "finish transfer") is not True:
+            raise TransferFailedError("the finish was not applied")
+
+    def _target_state(self, name: str, t: ShardTransfer) -> ReplicaState | None:
+        coll = self.view.cluster.collections.get(name)
+        return None if coll is None else coll.replicas.get(t.shard_id, {}).get(t.to_peer)
+
+    async def _peers_see_partial(self, name: str, t: ShardTransfer) -> None:
+        """Qdrant's "sync all peers": until a coordinator knows the target is Partial it
+        writes only to the source; the tail covers those writes only while it runs."""
+        body = {"kind": "transfer_state", "collection": name, "shard_id": t.shard_id,
+                "peer_id": t.to_peer}  # fmt: skip
+
+        async def ask(peer: PeerId) -> None:
+            with trio.move_on_after(SYNC_WAIT_S):
+                while True:
+                    try:
+                        if await self._send(peer, body) != ReplicaState.Recovery.value:
+                            return
+                    except TransferFailedError:
+                        pass
+                    await trio.sleep(0.05)
+
+        async with trio.open_nursery() as nursery:
+            for peer in sorted(self.view.cluster.peers):
+                if peer != self.peer.id:
+                    nursery.start_soon(ask, peer)
+
+    async def _offload(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in a worker thread, or inline where shard calls are (the simulation:
+        a thread would let virtual time jump while it runs)."""
+        if self.shards.threaded:
+            return await trio.to_thread.run_sync(fn)
+        await trio.lowlevel.checkpoint()
+        return fn()
 
     async def _send(self, peer: PeerId, body: dict[str, Any]) -> Any:
         uri = self.peer.addresses().get(peer)
@@ -257,9 +458,15 @@ class ShardTransfers:
 
     async def forward(self, collection: str, shard_id: ShardId, body: dict[str, Any]) -> None:
         """After this peer applied ``body`` (a ``shard_update``) to its replica: send it on to
-        the target of an outgoing transfer of that shard, if forwarding has begun."""
+        the target of an outgoing ``stream_records`` transfer of that shard, if forwarding has
+        begun; wake the WAL tail of a ``snapshot`` or ``wal_delta`` transfer."""
         entry = self.outgoing.get((collection, shard_id))
-        if entry is None or not entry.forwarding or body.get("forwarded"):
+        if entry is None or body.get("forwarded"):
+            return
+        if entry.transfer.method is not TransferMethod.STREAM_RECORDS:
+            entry.wake.set()
+            return
+        if not entry.forwarding:
             return
         async with entry.lock:
             try:
@@ -270,17 +477,23 @@ class ShardTransfers:
     # ---------------------------------------------------------- the target side
 
     async def handle_prepare(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``transfer_init``: wait to see the transfer started here, then empty the replica."""
+        """``transfer_init``: wait to see the transfer started here; then, by method, empty
+        the replica (``stream_records``), nothing (``snapshot``: the restore replaces it) or
+        report the recovery point (``wal_delta``)."""
         name, shard_id = str(body.get("collection")), ShardId(int(body.get("shard_id", -1)))
         with trio.move_on_after(PREPARE_WAIT_S):
             while not self._is_target(name, shard_id, body.get("incarnation")):
                 await trio.sleep(0.02)
-        if not self._is_target(name, shard_id, body.get("incarnation")):
-            return {"ok": False, "retryable": True,
-                    "error": f"peer {self.peer.id} is not the target of a transfer of "
-                             f"{name}/{shard_id}"}  # fmt: skip
-        shard = self.shards.get(name, shard_id)
-        assert shard is not None, "_is_target checked the replica is open"
+        shard = self._target_shard(body)
+        if shard is None:
+            return _not_target(self.peer.id, name, shard_id)
+        self._incoming.pop(shard.key, None)
+        method = body.get("method", TransferMethod.STREAM_RECORDS.value)
+        if method == TransferMethod.WAL_DELTA.value:
+            digests = await shard.run(lambda s: [op_digest(r) for r in s.wal.records])
+            return {"ok": True, "result": {"digests": digests}}
+        if method == TransferMethod.SNAPSHOT.value:
+            return {"ok": True, "result": 0}
         removed = await shard.run(_empty)
         log.info("peer %d: prepared %s/%d for a transfer (%d stale points removed)",
                  self.peer.id, name, shard_id, removed)  # fmt: skip
@@ -295,6 +508,77 @@ class ShardTransfers:
             and shard is not None
             and shard.incarnation == incarnation
         )
+
+    def _target_shard(self, body: dict[str, Any]) -> LocalShard | None:
+        """The replica a transfer request is for, if this peer is that transfer's target."""
+        name, shard_id = body.get("collection"), body.get("shard_id")
+        if not isinstance(name, str) or not isinstance(shard_id, int):
+            return None
+        if not self._is_target(name, ShardId(shard_id), body.get("incarnation")):
+            return None
+        return self.shards.get(name, ShardId(shard_id))
+
+    async def handle_ops(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``transfer_ops``: apply the source's WAL operations in their order."""
+        shard = self._target_shard(body)
+        ops = body.get("ops")
+        if shard is None or not isinstance(ops, list):
+            return _not_target(self.peer.id, body.get("collection"), body.get("shard_id"))
+        try:
+            decoded = [decode_update(raw, shard.config.dim)[0] for raw in ops]
+            if any(op is None for op in decoded):
+                raise BadRequest("Bad request: a transferred operation must not be a filter")
+            count = await shard.run(partial(_apply_all, ops=decoded))
+        except (BadRequest, StorageError) as exc:
+            return {"ok": False, "error": str(exc), "retryable": True}
+        return {"ok": True, "result": count}
+
+    async def handle_chunk(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``transfer_chunk``: the next piece of a snapshot archive, in order."""
+        shard = self._target_shard(body)
+        if shard is None:
+            return _not_target(self.peer.id, body.get("collection"), body.get("shard_id"))
+        buffer = self._incoming.setdefault(shard.key, bytearray())
+        if body.get("offset") == 0:
+            buffer.clear()
+        if body.get("offset") != len(buffer):
+            return {"ok": False, "retryable": True,
+                    "error": f"snapshot chunk at {body.get('offset')}, expected {len(buffer)}"}  # fmt: skip
+        try:
+            buffer += base64.b64decode(str(body.get("data")), validate=True)
+        except (binascii.Error, ValueError):
+            return {"ok": False, "retryable": True, "error": "snapshot chunk is not base64"}
+        return {"ok": True, "result": len(buffer)}
+
+    async def handle_restore(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``transfer_restore``: verify the whole archive, then replace the replica with it."""
+        shard = self._target_shard(body)
+        if shard is None:
+            return _not_target(self.peer.id, body.get("collection"), body.get("shard_id"))
+        data = bytes(self._incoming.pop(shard.key, b""))
+        if len(data) != body.get("size"):
+            return {"ok": False, "retryable": True,
+                    "error": f"got {len(data)} snapshot bytes of {body.get('size')}"}  # fmt: skip
+        try:
+            snapshot = await self._offload(partial(parse_snapshot, data, "transferred snapshot"))
+            files = snapshot.shards.get(shard.shard_id)
+            if files is None or len(snapshot.shards) != 1:
+                raise SnapshotError(f"the snapshot does not hold exactly shard {shard.shard_id}")
+            points = await shard.restore(files)
+        except StorageError as exc:  # SnapshotError included: nothing usable was restored
+            return {"ok": False, "retryable": True, "error": str(exc)}
+        log.info("peer %d: restored %s/%d from a transferred snapshot (%d points)",
+                 self.peer.id, shard.collection, shard.shard_id, points)  # fmt: skip
+        return {"ok": True, "result": points}
+
+    async def handle_state(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``transfer_state``: the state this peer sees for one replica (or null)."""
+        coll = self.view.cluster.collections.get(str(body.get("collection")))
+        shard_id, peer = body.get("shard_id"), body.get("peer_id")
+        state = None
+        if coll is not None and isinstance(shard_id, int) and isinstance(peer, int):
+            state = coll.replicas.get(ShardId(shard_id), {}).get(PeerId(peer))
+        return {"ok": True, "result": None if state is None else state.value}
 
     async def handle_update(self, body: dict[str, Any]) -> dict[str, Any]:
         """``shard_update`` from a coordinator: apply it (through the router), then forward
@@ -315,6 +599,48 @@ class ShardTransfers:
     def comments(self) -> dict[Key, str]:
         """What each outgoing transfer is doing (``shard_transfers[].comment``)."""
         return {key: entry.comment for key, entry in self.outgoing.items()}
+
+
+def _not_target(peer: PeerId, name: object, shard_id: object) -> dict[str, Any]:
+    return {"ok": False, "retryable": True,
+            "error": f"peer {peer} is not the target of a transfer of {name}/{shard_id}"}  # fmt: skip
+
+
+# ------------------------------------------------------------- recovery points
+
+
+def op_digest(record: WalRecord) -> str:
+    """A short digest of a logged operation's content (its number left out, since every
+    replica numbers operations itself): how two replicas recognise the same operation."""
+    return hashlib.blake2b(encode_record(WalRecord(0, record.op)), digest_size=8).hexdigest()
+
+
+# [wal-delta-start] begin
+def delta_start(source: Sequence[str], complete: bool, target: Sequence[str]) -> int | None:
+    """Where in the source's WAL (digests ``source``, oldest first) the target (digests of
+    its own WAL, ``target``) must start receiving operations; None when a delta cannot be
+    trusted. ``complete`` says the source's WAL reaches back to its first operation.
+
+    The target needs every operation from the first one it lacks. That is only safe if the
+    two replicas were in step before it: the target must hold the source's oldest retained
+    operation (or the source still has its whole history), and the target must hold nothing
+    the source never saw after the operations they share."""
+    have = set(target)
+    start = next((i for i, d in enumerate(source) if d not in have), len(source))
+    if start == 0 and not complete:
+        return None  # compacted past the point where the target stopped
+    known = set(source)
+    anchor = source[start - 1] if start > 0 else None
+    after = target.index(anchor) + 1 if anchor is not None else 0
+    if any(d not in known for d in target[after:]):
+        return None  # the target has operations the source does not: it diverged
+    return start
+
+
+# [wal-delta-start] end
+
+
+# ---------------------------------------------------- calls run on a shard store
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +670,46 @@ def _empty(store: ShardStore) -> int:
     if ids:
         store.apply(DeletePoints(ids), wait=True)
     return len(ids)
+
+
+def _last_op(store: ShardStore) -> int:
+    return store.last_op_num
+
+
+def _wal_view(store: ShardStore) -> tuple[list[WalRecord], bool]:
+    """The retained WAL records, and whether they reach back to the first operation."""
+    return list(store.wal.records), store.wal.dropped_through == 0
+
+
+def _snapshot(store: ShardStore) -> tuple[dict[str, bytes], int]:
+    """A checkpoint's files and the operation number they hold everything up to."""
+    return dict(store.snapshot_files()), store.last_op_num
+
+
+def _ops_since(store: ShardStore, after: int) -> list[WalRecord] | None:
+    found = store.ops_since(after)
+    return None if found is None else list(found)
+
+
+def _apply_all(store: ShardStore, ops: Sequence[Any]) -> int:
+    """Apply transferred operations in order, then make them durable at once."""
+    for op in ops:
+        store.apply(op, wait=False)
+    store.sync()
+    return len(ops)
+
+
+def _batches(records: Sequence[WalRecord]) -> list[list[WalRecord]]:
+    """Whole operations grouped up to :data:`TAIL_BATCH_POINTS` points per request."""
+    batches: list[list[WalRecord]] = []
+    points = 0
+    for record in records:
+        if not batches or points + len(record.op.ids) > TAIL_BATCH_POINTS:
+            batches.append([])
+            points = 0
+        batches[-1].append(record)
+        points += len(record.op.ids)
+    return batches
 
 
 def _update_body(name: str, incarnation: int, shard_id: ShardId, op: Any) -> dict[str, Any]:

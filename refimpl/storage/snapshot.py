@@ -94,8 +94,23 @@ def create_snapshot(
 ) -> SnapshotInfo:  # fmt: skip
     """Checkpoint every shard and write their files into one archive at ``path``."""
     files = {shard_id: store.snapshot_files() for shard_id, store in sorted(shards.items())}
+    data = archive_bytes(files, config, collection)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)
+    return SnapshotInfo(path, len(data), sha256(data))
+
+
+def archive_bytes(
+    files: Mapping[ShardId, Files], config: Mapping[str, Any], collection: str = ""
+) -> bytes:
+    """The archive of shards' checkpoint files, in memory (a ``snapshot`` shard transfer
+    ships these bytes to another peer instead of writing a file)."""
     entries = []
-    for shard_id, shard_files in files.items():
+    for shard_id, shard_files in sorted(files.items()):
         meta = json.loads(shard_files["meta.json"])
         entries.append({
             "shard_id": int(shard_id), "points": meta["points"], "op_num": meta["op_num"],
@@ -109,17 +124,10 @@ def create_snapshot(
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         _add(archive, MANIFEST, manifest_bytes)
         _add(archive, MANIFEST_SUM, sha256(manifest_bytes).encode())
-        for shard_id, shard_files in files.items():
+        for shard_id, shard_files in sorted(files.items()):
             for name, blob in sorted(shard_files.items()):
                 _add(archive, f"shards/{shard_id}/{name}", blob)
-    data = buffer.getvalue()
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
-    return SnapshotInfo(path, len(data), sha256(data))
+    return buffer.getvalue()
 
 
 def read_snapshot(path: Path) -> Snapshot:

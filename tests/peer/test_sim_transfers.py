@@ -135,8 +135,9 @@ async def test_a_replica_that_missed_writes_recovers_dead_partial_active(
     seed: int, autojump_clock: trio.testing.MockClock
 ) -> None:
     """Kill a replica's peer (its in-memory shard is lost), write: it is marked Dead before the
-    write is acknowledged; restarted, it pulls a transfer and ends Active with every point,
-    having passed through Partial (facts §4.4)."""
+    write is acknowledged; restarted, it pulls a ``wal_delta`` transfer (as Qdrant prefers)
+    and ends Active with every point, having passed through Recovery (the delta is applied)
+    and Partial (coordinators write to it too) (facts §4.2, §4.4)."""
     async with trio.open_nursery() as nursery:
         sim, peers = await _setup(nursery, seed, rf=2)
         holders = sorted(_replicas(peers[0]))
@@ -166,7 +167,9 @@ async def test_a_replica_that_missed_writes_recovers_dead_partial_active(
         )
         store = _local(victim).store
         assert store is not None and len(store) == 400
-        assert seen == [ReplicaState.Dead, ReplicaState.Partial, ReplicaState.Active]
+        assert seen == [
+            ReplicaState.Dead, ReplicaState.Recovery, ReplicaState.Partial, ReplicaState.Active
+        ]  # fmt: skip
         nursery.cancel_scope.cancel()
 
 
