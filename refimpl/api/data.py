@@ -36,7 +36,7 @@ from refimpl.api.cluster_ops import cluster_ops_routes
 from refimpl.api.snapshots import snapshot_routes
 from refimpl.peer.data_plane import DataPlane
 from refimpl.peer.router import ShardUnavailableError
-from refimpl.points import BadRequest
+from refimpl.points import BadRequest, decode_json
 from refimpl.replication import (
     InvalidReadConsistencyError,
     ReadConsistency,
@@ -71,10 +71,10 @@ async def _body(request: Request) -> Any:
         return None
     try:
         if len(raw) < BODY_BYTES_INLINE_MAX:
-            return json.loads(raw)
+            return decode_json(raw)
         # A big body takes tens of milliseconds to decode: keep the event loop (and with it
         # this peer's Raft ticks) free meanwhile.
-        return await trio.to_thread.run_sync(json.loads, raw)
+        return await trio.to_thread.run_sync(decode_json, raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"Json deserialize error: body is not valid JSON: {exc}") from None
 

@@ -11,7 +11,8 @@ Rules:
   ``TypeError`` from deep inside. The transport counts a WireError like a bad frame.
 * REQUEST / RESPONSE bodies are plain JSON objects with a ``"kind"`` key
   (see :mod:`refimpl.peer.node` for the kinds); :func:`decode_object` only checks that the
-  body is a JSON object.
+  body is a JSON object. Bodies are decoded by :func:`refimpl.points.decode_json` (``orjson``
+  where it gives the standard library's answer).
 
 Theory of operation: one recursive encoder and one recursive, type-directed decoder cover every
 message type, so adding a field to a Raft message needs no change here.
@@ -26,6 +27,7 @@ import types
 import typing
 from typing import Any
 
+from refimpl.points import decode_json
 from refimpl.raft import Message
 
 __all__ = ["WireError", "decode_message", "decode_object", "encode_message", "encode_object"]
@@ -137,7 +139,7 @@ def encode_object(obj: dict[str, Any]) -> bytes:
 def decode_object(body: bytes) -> dict[str, Any]:
     """Parse a JSON object body; raises WireError if it is not UTF-8 JSON holding an object."""
     try:
-        obj = json.loads(body.decode("utf-8"))
+        obj = decode_json(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise WireError(f"body is not JSON: {exc}") from None
     if not isinstance(obj, dict):
