@@ -139,7 +139,8 @@ def encode_object(obj: dict[str, Any]) -> bytes:
 def decode_object(body: bytes) -> dict[str, Any]:
     """Parse a JSON object body; raises WireError if it is not UTF-8 JSON holding an object."""
     try:
-        obj = decode_json(body.decode("utf-8"))
+        body.decode("utf-8")  # UTF-8 only, as peers send it
+        obj = decode_json(body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise WireError(f"body is not JSON: {exc}") from None
     if not isinstance(obj, dict):

@@ -12,7 +12,6 @@ one :func:`json.loads` gives.
 """
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,20 +19,25 @@ import orjson
 
 from refimpl.points.errors import deserialize_error, validation_error
 
-_WIDE_INT = r"(?<![.0-9eE+\-])-?[0-9]{19}"
-"""The start of a number with 19 digits or more before any fraction or exponent: it may fall
-outside ``orjson``'s integer range (-2**63 .. 2**64-1), whose ints it returns as floats."""
-_WIDE_INT_BYTES = re.compile(_WIDE_INT.encode())
-_WIDE_INT_TEXT = re.compile(_WIDE_INT)
+_NUMBER_SHAPE = bytes(
+    ord("0") if c in b"0123456789" else ord(".") if c in b".eE" else ord(" ") for c in range(256)
+)
+"""Maps every digit to ``0``, what may precede a fraction or exponent to ``.``, the rest to a
+space: in the mapped body, a possibly wide integer is 19 zeros after a space."""
+_WIDE = b"0" * 19
 
 
-def decode_json(raw: bytes | str) -> Any:
+def _may_hold_wide_int(raw: bytes) -> bool:
+    """Whether ``raw`` may hold an integer of 19 digits or more: it may be outside
+    ``orjson``'s range (-2**63 .. 2**64-1), whose ints it returns as floats. (Found with one
+    ``translate`` and one substring search, both C loops: a regex is ten times slower.)"""
+    shape = raw.translate(_NUMBER_SHAPE)
+    return shape.startswith(_WIDE) or b" " + _WIDE in shape
+
+
+def decode_json(raw: bytes) -> Any:
     """``json.loads(raw)``, faster: the same value, or the same exception."""
-    if isinstance(raw, str):
-        wide = _WIDE_INT_TEXT.search(raw) is not None
-    else:
-        wide = _WIDE_INT_BYTES.search(raw) is not None
-    if not wide:
+    if not _may_hold_wide_int(raw):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -6,7 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refimpl.ids import LogIndex, PeerId, Term
-from refimpl.peer.wire import WireError, decode_message, decode_object, encode_message
+from refimpl.peer.wire import (
+    WireError,
+    decode_message,
+    decode_object,
+    encode_message,
+    encode_object,
+)
 from refimpl.raft import (
     AppendEntries,
     AppendEntriesResponse,
@@ -116,3 +122,24 @@ def test_objects_must_be_json_objects() -> None:
         except WireError:
             continue
         raise AssertionError(f"{bad!r} was accepted")
+
+
+@settings(max_examples=200)
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=4))
+def test_objects_decode_to_what_they_were(obj: dict[str, object]) -> None:
+    """decode_object(encode_object(o)) == o, big integers included (beyond 64 bits they must
+    stay ints: a u64 point id or a payload number is not rounded through a float)."""
+    assert decode_object(encode_object(obj)) == obj
+    wide = {"id": 2**64 - 1, "n": -(2**63) - 1, "big": 10**30, "f": 0.0010487965773791075}
+    back = decode_object(encode_object({**obj, "_": wide}))["_"]
+    assert back == wide
+    assert [type(v) for v in back.values()] == [int, int, int, float]
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200))
+def test_random_bytes_raise_only_wire_error_from_decode_object(body: bytes) -> None:
+    """The object decoder (orjson with the standard library behind it) refuses garbage with
+    WireError only."""
+    with contextlib.suppress(WireError):
+        assert isinstance(decode_object(body), dict)

@@ -36,7 +36,7 @@ json_values = st.recursive(
 )
 
 
-def outcome(decode: Any, raw: bytes | str) -> tuple[str, Any]:
+def outcome(decode: Any, raw: bytes) -> tuple[str, Any]:
     """``("ok", value)`` or ``("error", exception type and message)``."""
     try:
         return "ok", decode(raw)
@@ -62,9 +62,8 @@ def same_json(a: Any, b: Any) -> bool:
 @settings(max_examples=300)
 @given(json_values, st.sampled_from([{}, {"separators": (",", ":")}, {"indent": 1}]))
 def test_decode_json_returns_what_json_loads_returns(value: Any, style: dict[str, Any]) -> None:
-    text = json.dumps(value, **style)
-    for raw in (text, text.encode()):
-        assert same_json(decode_json(raw), json.loads(raw))
+    raw = json.dumps(value, **style).encode()
+    assert same_json(decode_json(raw), json.loads(raw))
 
 
 @settings(max_examples=300)
@@ -83,6 +82,7 @@ def test_decode_json_fails_like_json_loads_on_anything(raw: bytes) -> None:
     [
         b"18446744073709551616",  # 2**64: orjson would return a float
         b"[-9223372036854775809]",  # below -2**63
+        b'{"a":-9223372036854775809,"b":[9223372036854775808]}',
         b'{"id": 123456789012345678901234567890}',
         b"[NaN, Infinity, -Infinity]",  # the standard library's extension, kept
         b"1e400",  # orjson refuses, json.loads says inf
