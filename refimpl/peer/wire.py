@@ -98,10 +98,21 @@ def _from_json(tp: Any, value: Any) -> Any:
     raise WireError(f"no decoder for type {tp}")
 
 
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    """The resolved field types of a message class (resolving them is slow: once per class)."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
 def _dataclass_from_json(cls: type[Any], value: Any) -> Any:
     if not isinstance(value, dict):
         raise WireError(f"expected an object for {cls.__name__}, got {value!r}")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in value:
