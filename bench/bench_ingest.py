@@ -11,7 +11,11 @@ or ``--quick`` (10 000 points). What it measures, in one run on one machine:
   the peers of a local cluster of real processes (``replication_factor`` 1): points/s, and its
   ratio to the in-process rate (the issue's target is at least 0.5);
 * **query latency through REST**: ``POST …/points/query`` top-10, p50 and p99 over
-  ``--queries`` queries, with default parameters and with ``exact=true``.
+  ``--queries`` queries, with default parameters and with ``exact=true``;
+* **CPU per batch**: the CPU time (user + system) each side spends per batch of 256 points:
+  this process for the in-process build, each peer process (from ``/proc``) for the REST
+  ingest. Unlike the rates it barely depends on what else the machine runs, and it tells the
+  work (JSON, HTTP, p2p, validation) from the waiting (fsync: most of the in-process time).
 
 The collection uses Qdrant's default ``indexing_threshold`` (10 000 kB) unless
 ``--indexing-threshold`` says otherwise; at 128 dims that is 20 000 points per shard, so
@@ -55,6 +59,15 @@ def make_batches(n: int, dim: int, seed: int) -> list[UpsertPoints]:
     return batches
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def in_process(batches: list[UpsertPoints], config: CollectionConfig, root: Path) -> float:
     """Points/s of feeding the shard stores directly (what one peer would do for all shards)."""
     ring = HashRing([ShardId(s) for s in range(config.shard_number)])
@@ -62,11 +75,15 @@ def in_process(batches: list[UpsertPoints], config: CollectionConfig, root: Path
         ShardStore.open(root / f"shard-{s}", shard_config(config))
         for s in range(config.shard_number)
     ]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for batch in batches:
         for shard_id, part in split_by_shard(batch, ring).items():
             stores[shard_id].apply(part, wait=True)
     elapsed = time.perf_counter() - started
+    cpu_ms = (time.process_time() - cpu_started) * 1000 / len(batches)
+    print(
+        f"in-process CPU per batch: {cpu_ms:.1f} ms (wall {elapsed * 1000 / len(batches):.1f} ms)"
+    )
     for store in stores:
         store.close()
     return sum(len(b.ids) for b in batches) / elapsed
@@ -138,8 +155,16 @@ def run_cluster(args: argparse.Namespace, batches: list[UpsertPoints], root: Pat
         response = httpx.put(f"{cluster.peers[0].rest_url}/collections/bench", json=body,
                              timeout=60)  # fmt: skip
         assert response.status_code == 200, response.text
+        pids = [p.process.pid for p in cluster.peers if p.process is not None]
+        cpu_before = [process_cpu_s(pid) for pid in pids]
         rate = rest_ingest(cluster, batches, args.clients)
+        cpu_ms = [
+            (process_cpu_s(pid) - c) * 1000 / len(batches)
+            for pid, c in zip(pids, cpu_before, strict=True)
+        ]
         print(f"REST ingest ({args.peers} peers, {args.clients} clients): {rate:,.0f} points/s")
+        print(f"REST CPU per batch: {sum(cpu_ms):.1f} ms over the peers "
+              f"({', '.join(f'{c:.1f}' for c in cpu_ms)}), wall {BATCH / rate * 1000:.1f} ms")  # fmt: skip
         count = httpx.post(f"{cluster.peers[1].rest_url}/collections/bench/points/count",
                            json={}, timeout=60).json()["result"]["count"]  # fmt: skip
         assert count == args.points, count
