@@ -31,7 +31,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import trio
 
@@ -102,6 +102,10 @@ class LocalShard:
     lock: trio.Lock = field(default_factory=trio.Lock)
     restorer: Callable[[Files], ShardStore] | None = None
     """Builds a store from a snapshot's checkpoint files, where :attr:`opener` opens it."""
+    retired: bool = False
+    """The state no longer places this replica here: calls still waiting for the lock may
+    read, but an update is refused (its coordinator sends it again to the current replicas;
+    applied here it would be lost with this store)."""
 
     async def run(self, fn: Callable[[ShardStore], T]) -> T:
         """Run ``fn(store)`` in a worker thread, one call at a time."""
@@ -111,6 +115,8 @@ class LocalShard:
                 log.info("opened shard %s/%d (%d points)", self.collection, self.shard_id,
                          len(self.store))  # fmt: skip
             store = self.store
+            if self.retired:
+                store = cast(ShardStore, _Retired(store))
             return await self._call(lambda: _in_worker(fn, store))
 
     async def restore(self, files: Files) -> int:
@@ -149,6 +155,19 @@ class LocalShard:
     def indexed_vectors_count(self) -> int:
         """Points in an HNSW graph (0 until the store is opened)."""
         return 0 if self.store is None else self.store.indexed_vectors_count
+
+
+class _Retired:
+    """A dropped replica's store as late calls see it: reads answer, updates are refused."""
+
+    def __init__(self, store: ShardStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def apply(self, *args: Any, **kwargs: Any) -> Any:
+        raise StorageError("this replica was just removed from this peer; send the update again")
 
 
 Key = tuple[str, ShardId]
@@ -236,6 +255,7 @@ class LocalShards:
     def _drop(self, shard: LocalShard) -> None:
         """Forget a replica: its files go once no call is using the store."""
         log.info("peer %d: dropping shard %s/%d", self.peer_id, shard.collection, shard.shard_id)
+        shard.retired = True
         if shard.lock.locked():
             self._closing.append(shard)
             self._changed.set()

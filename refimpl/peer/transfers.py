@@ -28,9 +28,12 @@ Rules (spec "Cluster scaling", "Node Failure Recovery"; facts §4.4, §6):
   stream) is "everything up to operation N of the source", and the source then **tails its
   WAL** from N, sending every later operation in its order, until the transfer ends. Once
   caught up it proposes ``SetReplicaState(snapshot_applied)`` (Recovery -> Partial: from then
-  on coordinators write to the target too), waits until every reachable peer sees the target
-  Partial, and proposes ``FinishTransfer`` — still tailing, so an update a coordinator sent
-  only to the source before it learnt of Partial reaches the target anyway.
+  on coordinators write to the target too) and waits until every reachable peer sees the
+  target Partial, still tailing (an update a coordinator sent only to the source before it
+  learnt of Partial reaches the target anyway). Last, holding the source replica so no update
+  applies to it meanwhile, it sends what the tail has not and proposes ``FinishTransfer``.
+  An update that reaches a replica after the state dropped it is refused there (see
+  :mod:`refimpl.peer.shards`), so its coordinator sends it again to the new replicas.
 * A failed attempt (target unreachable, a forward that failed, a WAL compacted under the tail)
   is retried from the start up to :data:`ATTEMPTS` times, then ``AbortTransfer`` is proposed.
   The target only becomes Active by ``FinishTransfer``, proposed after a complete attempt.
@@ -147,6 +150,8 @@ class _Outgoing:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     wake: trio.Event = field(default_factory=trio.Event)
     """Set when the source applied an update (a WAL tail looks for it at once)."""
+    sent_through: int = 0
+    """The source's last operation a WAL tail has delivered to the target."""
 
 
 class ShardTransfers:
@@ -331,12 +336,23 @@ class ShardTransfers:
             await self._stream_pages(entry, shard)
         elif after is None:
             after = await self._send_snapshot(entry, shard)
-        async with trio.open_nursery() as nursery:
-            caught_up = trio.Event()
-            nursery.start_soon(self._tail, entry, shard, after, caught_up)
-            await caught_up.wait()
-            await self._switch_partial_and_finish(entry)
-            nursery.cancel_scope.cancel()
+        entry.sent_through = after
+        try:
+            async with trio.open_nursery() as nursery:
+                caught_up = trio.Event()
+                nursery.start_soon(self._tail, entry, shard, caught_up)
+                await caught_up.wait()
+                await self._switch_partial(entry)
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            failed = group.subgroup(TransferFailedError)
+            if failed is None:
+                raise
+            first: BaseException = failed
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+        await self._flush_and_finish(entry, shard)
 
     async def _delta_point(self, entry: _Outgoing, shard: LocalShard, answer: Any) -> int | None:
         """The source operation number after which the target needs everything, or None."""
@@ -369,34 +385,58 @@ class ShardTransfers:
         await self._send(t.to_peer, {"kind": "transfer_restore", **where, "size": len(data)})
         return op_num
 
-    async def _tail(
-        self, entry: _Outgoing, shard: LocalShard, after: int, caught_up: trio.Event
-    ) -> None:
-        """Forever: send the source's WAL operations after ``after`` to the target, in order;
-        ``caught_up`` is set once a look found nothing left to send."""
-        t, name = entry.transfer, entry.collection
+    async def _tail(self, entry: _Outgoing, shard: LocalShard, caught_up: trio.Event) -> None:
+        """Forever: send the source's WAL operations after ``entry.sent_through`` to the
+        target, in order; ``caught_up`` is set once a look found nothing left to send."""
         sent = 0
         while True:
             entry.wake = trio.Event()  # before reading: an update applied later wakes us
-            records = await shard.run(partial(_ops_since, after=after))
+            records = await shard.run(partial(_ops_since, after=entry.sent_through))
             if records is None:
-                raise TransferFailedError(f"the source's WAL no longer holds operation {after + 1}")
+                raise TransferFailedError(
+                    f"the source's WAL no longer holds operation {entry.sent_through + 1}"
+                )
             if not records:
                 caught_up.set()
                 with trio.move_on_after(TAIL_POLL_S):
                     await entry.wake.wait()
                 continue
-            for batch in _batches(records):
-                ops = [encode_update(r.op) for r in batch]
-                await self._send(t.to_peer, {"kind": "transfer_ops", "collection": name,
-                                             "incarnation": shard.incarnation,
-                                             "shard_id": t.shard_id, "ops": ops})  # fmt: skip
-                after, sent = batch[-1].op_num, sent + len(batch)
+            sent += await self._send_ops(entry, shard, records)
             if not caught_up.is_set():
                 entry.comment = f"syncing queued updates ({sent} sent)"
 
-    async def _switch_partial_and_finish(self, entry: _Outgoing) -> None:
-        """Recovery -> Partial through consensus, wait until the peers see it, finish."""
+    async def _send_ops(
+        self, entry: _Outgoing, shard: LocalShard, records: Sequence[WalRecord]
+    ) -> int:
+        t = entry.transfer
+        for batch in _batches(records):
+            ops = [encode_update(r.op) for r in batch]
+            await self._send(t.to_peer, {"kind": "transfer_ops", "collection": entry.collection,
+                                         "incarnation": shard.incarnation,
+                                         "shard_id": t.shard_id, "ops": ops})  # fmt: skip
+            entry.sent_through = batch[-1].op_num
+        return len(records)
+
+    async def _flush_and_finish(self, entry: _Outgoing, shard: LocalShard) -> None:
+        """Holding the source replica (no update can apply to it meanwhile): send what the
+        tail has not sent yet, then propose the finish. An update that reaches the source
+        after the finish applied is refused there (the replica is retired) and its
+        coordinator sends it again to the replicas of the new state."""
+        t, name = entry.transfer, entry.collection
+        entry.comment = "finalizing"
+        async with shard.lock:
+            store = shard.store
+            assert store is not None, "the tail opened it"
+            records = _ops_since(store, entry.sent_through)
+            if records is None:
+                raise TransferFailedError("the source's WAL was compacted under the transfer")
+            await self._send_ops(entry, shard, records)
+            finish = FinishTransfer(name, t.shard_id, t.from_peer, t.to_peer)
+            if await self._propose(finish, "finish transfer") is not True:
+                raise TransferFailedError("the finish was not applied")
+
+    async def _switch_partial(self, entry: _Outgoing) -> None:
+        """Recovery -> Partial through consensus; wait until the peers see it."""
         t, name = entry.transfer, entry.collection
         entry.comment = "waiting consensus"
         if self._target_state(name, t) is ReplicaState.Recovery:
@@ -406,10 +446,6 @@ class ShardTransfers:
         if self._target_state(name, t) is not ReplicaState.Partial:
             raise TransferFailedError("the target replica did not turn Partial")
         await self._peers_see_partial(name, t)
-        entry.comment = "finalizing"
-        finish = FinishTransfer(name, t.shard_id, t.from_peer, t.to_peer)
-        if await self._propose(finish, "finish transfer") is not True:
-            raise TransferFailedError("the finish was not applied")
 
     def _target_state(self, name: str, t: ShardTransfer) -> ReplicaState | None:
         coll = self.view.cluster.collections.get(name)
@@ -491,6 +527,8 @@ class ShardTransfers:
         method = body.get("method", TransferMethod.STREAM_RECORDS.value)
         if method == TransferMethod.WAL_DELTA.value:
             digests = await shard.run(lambda s: [op_digest(r) for r in s.wal.records])
+            log.info("peer %d: prepared %s/%d for a wal_delta transfer (%d operations held)",
+                     self.peer.id, name, shard_id, len(digests))  # fmt: skip
             return {"ok": True, "result": {"digests": digests}}
         if method == TransferMethod.SNAPSHOT.value:
             return {"ok": True, "result": 0}
