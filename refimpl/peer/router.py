@@ -458,7 +458,7 @@ class Router:
                     answer = await self._local(t, shard_id).run(read.local)
                 else:
                     answer = read.decode(await self._remote(peer, request))
-            except _ReplicaFailedError as exc:
+            except (_ReplicaFailedError, StorageError, OSError) as exc:  # this replica only
                 errors.append(f"peer {peer}: {exc}")
                 if waiting:
                     nursery.start_soon(ask, *waiting.pop())

@@ -27,6 +27,7 @@ from refimpl.peer import router as router_module
 from refimpl.peer.harness import SimCluster, SimPeer
 from refimpl.peer.router import Router, ShardUnavailableError
 from refimpl.replication import ReadConsistency, ReplicaState, parse_read_consistency
+from refimpl.storage import ShardStore, StorageError
 from refimpl.testing.linearizability import CheckResult, History, KvOp, OpKind, check_history
 from tests.peer.test_sim_transfers import three
 
@@ -279,6 +280,36 @@ async def test_all_fails_cleanly_when_a_replica_is_unreachable_and_marks_nobody_
         await trio.sleep(5.0)
         for p in peers:
             assert set(_replicas(p).values()) == {ReplicaState.Active}
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_local_replica_whose_storage_fails_is_skipped_like_an_unreachable_one(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader's own replica raises a storage error: consistency 1 moves on to a remote
+    replica and answers; ``all`` fails with a 503 that names the local failure."""
+    async with trio.open_nursery() as nursery:
+        _, peers = await _cluster(nursery, 8, rf=3, wcf=1)
+        reader = peers[0]
+        await _router(reader).upsert(NAME, _points(range(5)), wait=True)
+        assert reader.plane is not None
+        local = reader.plane.shards.get(NAME, ShardId(0))
+        assert local is not None and local.store is not None
+        broken = local.store
+        for method in ("retrieve", "count"):
+            original = getattr(ShardStore, method)
+
+            def failing(store: ShardStore, *args: Any, _original: Any = original) -> Any:
+                if store is broken:
+                    raise StorageError("segment file is unreadable")
+                return _original(store, *args)
+
+            monkeypatch.setattr(ShardStore, method, failing)
+        got = await _router(reader).retrieve(NAME, {"ids": [4]}, 1)
+        assert [r["id"] for r in got] == [4]
+        with pytest.raises(ShardUnavailableError) as failure:
+            await _router(reader).count(NAME, None, parse_read_consistency("all"))
+        assert f"peer {reader.peer_id}: segment file is unreadable" in failure.value.message
         nursery.cancel_scope.cancel()
 
 
