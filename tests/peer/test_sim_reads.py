@@ -25,7 +25,7 @@ from refimpl.consensus import ShardTransfer, StartTransfer, encode_operation
 from refimpl.ids import PeerId, ShardId
 from refimpl.peer import router as router_module
 from refimpl.peer.harness import SimCluster, SimPeer
-from refimpl.peer.router import Router, ShardUnavailableError
+from refimpl.peer.router import CollectionNotFoundError, Router, ShardUnavailableError
 from refimpl.replication import ReadConsistency, ReplicaState, parse_read_consistency
 from refimpl.storage import ShardStore, StorageError
 from refimpl.testing.linearizability import CheckResult, History, KvOp, OpKind, check_history
@@ -398,4 +398,47 @@ async def test_a_write_landing_as_a_move_finishes_is_sent_again_to_the_new_repli
             assert [r["id"] for r in got] == [99]
         count = await _router(coordinator).count(NAME, None, 1)
         assert count["count"] == 50 + len(got)
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("recreate", [False, True])
+async def test_a_write_whose_collection_went_away_meanwhile_fails_clearly(
+    recreate: bool, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write's copy is held on the wire while the collection is deleted (and created
+    again): the replica refuses it, and instead of sending it to the new collection the router
+    answers 404 (deleted) or a 500 that says the collection was re-created."""
+    async with trio.open_nursery() as nursery:
+        sim, peers = await _cluster(nursery, 9, rf=1, wcf=1)
+        by_id = {p.peer_id: p for p in peers}
+        holder = by_id[next(iter(_replicas(peers[0])))]
+        coordinator = next(p for p in peers if p is not holder)
+        late = _Links(sim, monkeypatch).hold(coordinator, holder, "shard_update")
+        outcome: list[Exception] = []
+
+        async def write() -> None:
+            try:
+                await _router(coordinator).upsert(NAME, _points([1]), wait=True)
+            except Exception as exc:  # the test inspects whatever comes out
+                outcome.append(exc)
+
+        nursery.start_soon(write)
+        await late.arrived.wait()
+        plane = coordinator.plane
+        assert plane is not None and late.release is not None
+        before = plane.collections.view.incarnation(NAME)
+        await plane.collections.delete(NAME, 10)
+        if recreate:
+            body = {"vectors": {"size": DIM, "distance": "Dot"}, "replication_factor": 1}
+            await plane.collections.create(NAME, body, 10)
+            assert plane.collections.view.incarnation(NAME) != before
+        late.release.set()
+        await sim.wait_until(lambda: bool(outcome))
+        (error,) = outcome
+        if recreate:
+            assert isinstance(error, ShardUnavailableError) and error.status_code == 500
+            assert "was deleted and created again while this write was in flight" in str(error)
+            assert (await _router(coordinator).count(NAME, None, 1))["count"] == 0
+        else:
+            assert isinstance(error, CollectionNotFoundError) and error.status_code == 404
         nursery.cancel_scope.cancel()
