@@ -26,7 +26,7 @@ import trio.testing
 
 from refimpl.consensus import ShardTransfer, StartTransfer, TransferMethod, encode_operation
 from refimpl.ids import PeerId, ShardId
-from refimpl.peer import harness
+from refimpl.peer import harness, transfers
 from refimpl.peer.data_plane import attach_shards
 from refimpl.peer.harness import SimCluster, SimPeer
 from refimpl.peer.node import ProposalError
@@ -431,19 +431,34 @@ async def _settled(sim: SimCluster, peers: list[SimPeer]) -> None:
 @pytest.mark.parametrize("method", [m.value for m in TransferMethod])
 @pytest.mark.parametrize("sync", [False, True], ids=["move", "replicate"])
 async def test_g6_a_transfer_under_concurrent_upserts_and_deletes_loses_nothing(
-    sync: bool, method: str, seed: int, autojump_clock: trio.testing.MockClock
+    sync: bool,
+    method: str,
+    seed: int,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """G-6: move (or replicate) shard 0 from peer 1 to peer 3 with each method, while clients
     upsert unique points through every peer and delete acknowledged ones. During the transfer
     the target is Partial (stream) or Recovery then Partial (snapshot, WAL delta), the source
     stays Active; at the end the target is Active (a move drops the source). Every Active
     replica then holds exactly the acknowledged upserts minus the acknowledged deletes, give or
-    take writes that failed (indefinite), and all Active replicas hold the same points."""
+    take writes that failed (indefinite), and all Active replicas hold the same points. The
+    snapshot travels in 4 kB chunks here, so it takes several."""
+    monkeypatch.setattr(transfers, "CHUNK_BYTES", 4096)
     async with trio.open_nursery() as nursery:
         sim, peers = await _cluster(nursery, seed, rf=1, batches=30)
         (source_id,) = _replicas(peers[0])
         source = _by_id(peers, source_id)
         target = next(p for p in peers if p is not source)
+        assert target.peer is not None
+        chunks: list[int] = []
+        receive = target.peer.request_handlers["transfer_chunk"]
+
+        async def spy(body: dict[str, Any]) -> dict[str, Any]:
+            chunks.append(len(body["data"]))
+            return await receive(body)
+
+        target.peer.request_handlers["transfer_chunk"] = spy
         work = _Workload(peers, seed)
         seen = _watch_states(nursery, target, source)
         async with trio.open_nursery() as clients:
@@ -459,6 +474,7 @@ async def test_g6_a_transfer_under_concurrent_upserts_and_deletes_loses_nothing(
         await trio.sleep(0.5)
         middle = [P] if method == "stream_records" else [R, P]
         assert seen == [None, *middle, A]
+        assert (len(chunks) > 3) is (method == "snapshot"), chunks
         holders = [_by_id(peers, p) for p in _replicas(source)]
         assert ({h.peer_id for h in holders} ==
                 ({source.peer_id, target.peer_id} if sync else {target.peer_id}))  # fmt: skip
