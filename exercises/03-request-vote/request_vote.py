@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from refimpl.ids import LogIndex, PeerId, Term
-from refimpl.raft.messages import Entry
+from refimpl.raft.messages import Entry, direct_init
 
 
 def quorum_commit_index(
@@ -93,6 +93,7 @@ class AppendLog(Protocol):
         ...
 
 
+@direct_init
 @dataclass(frozen=True, slots=True)
 class AppendOutcome:
     """What a follower answers to an AppendEntries, and its new commit index."""

@@ -202,6 +202,10 @@ class RaftNode:
         # Sorted (peer, progress) of every follower; rebuilt after ``_progress`` changes.
         self._follower_cache: list[tuple[PeerId, Progress]] | None = None
         self._outbox: list[Message] = []
+        # The last heartbeat sent to each follower and the last ack sent: messages are values,
+        # so an identical one is sent again instead of built again (most of them are).
+        self._heartbeats: dict[PeerId, AppendEntries] = {}
+        self._last_ack: AppendEntriesResponse | None = None
         self._read_states: list[ReadState] = []
         self._reads = ReadOnly()
         self._lead_transferee: PeerId | None = None
@@ -316,6 +320,7 @@ class RaftNode:
         self._votes = {}
         self._progress = {}
         self._follower_cache = None
+        self._heartbeats = {}
         self._lead_transferee = None
         self._reads.clear()  # never answered: only a leader may confirm reads
         self._broadcast_pending = False
@@ -587,21 +592,33 @@ class RaftNode:
             self._answer_append(message, False, message.prev_log_index)
 
     def _answer_append(self, message: AppendEntries, success: bool, index: LogIndex) -> None:
+        last = self._last_ack
+        if (
+            success
+            and last is not None
+            and last.match_index == index
+            and last.dst == message.src
+            and last.term == self._term
+            and last.read_ctx == message.read_ctx
+        ):
+            self._send(last)  # the same answer as last time (a heartbeat's, typically)
+            return
         hint_index, hint_term = LogIndex(0), Term(0)
         if not success:
             hint_index, hint_term = self._reject_hint(index, message.prev_log_term)
-        self._send(
-            AppendEntriesResponse(
-                self._term,
-                self._id,
-                message.src,
-                success,
-                index,
-                hint_index,
-                hint_term,
-                read_ctx=message.read_ctx,
-            )
+        answer = AppendEntriesResponse(
+            self._term,
+            self._id,
+            message.src,
+            success,
+            index,
+            hint_index,
+            hint_term,
+            read_ctx=message.read_ctx,
         )
+        if success:
+            self._last_ack = answer
+        self._send(answer)
 
     def _reject_hint(self, prev_index: LogIndex, prev_term: Term) -> tuple[LogIndex, Term]:
         """Fast backup: our last entry that may still match ``(prev_index, prev_term)``.
@@ -711,18 +728,19 @@ class RaftNode:
                 prev_term = self._log.term_at(prev)
             if prev_term is None:
                 prev, prev_term = LogIndex(0), Term(0)
-            self._send(
-                AppendEntries(
-                    self._term,
-                    self._id,
-                    peer,
-                    prev,
-                    prev_term,
-                    (),
-                    self._log.committed,
-                    read_ctx=read_ctx,
+            beat = self._heartbeats.get(peer)
+            if (
+                beat is None
+                or beat.prev_log_index != prev
+                or beat.prev_log_term != prev_term
+                or beat.leader_commit != self._log.committed
+                or beat.read_ctx != read_ctx
+            ):
+                beat = AppendEntries(
+                    self._term, self._id, peer, prev, prev_term, (), self._log.committed, read_ctx
                 )
-            )
+                self._heartbeats[peer] = beat
+            self._send(beat)
 
     def _on_append_response(self, message: AppendEntriesResponse) -> None:
         pr = self._progress.get(message.src)
@@ -939,9 +957,8 @@ class RaftNode:
     def ready(self) -> Ready:
         """Collect the work to do; call :meth:`advance` with it once it is done."""
         assert self._outstanding is None, "advance() the previous Ready first"
-        read_round = self._reads.take_round()
-        if read_round:
-            self._broadcast_heartbeat(read_round)
+        if self._reads.round_open:
+            self._broadcast_heartbeat(self._reads.take_round())
         if self._broadcast_pending:
             self._broadcast_pending = False
             if self._role is Role.LEADER:

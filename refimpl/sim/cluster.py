@@ -123,6 +123,19 @@ def _term_or_none(storage: MemoryStorage, index: LogIndex) -> Term | None:
         return None
 
 
+def _term_reader(storage: MemoryStorage) -> Callable[[LogIndex], Term | None]:
+    """``_term_or_none`` bound to ``storage`` (one call less per read)."""
+    term = storage.term
+
+    def term_at(index: LogIndex) -> Term | None:
+        try:
+            return term(index)
+        except LogUnavailableError:
+            return None
+
+    return term_at
+
+
 @dataclass
 class SimCluster:
     """A cluster of simulated peers; see the module docstring."""
@@ -327,9 +340,12 @@ class SimCluster:
                 self._persist(node, replace(rd, must_sync=False))
                 self.crash(node.id)
                 return
-            self._persist(node, rd)
-            self._send(node, rd.messages)
-            self._apply(node, rd)
+            if rd.entries or rd.hard_state is not None or rd.snapshot is not None:
+                self._persist(node, rd)
+            if rd.messages:
+                self._send(node, rd.messages)
+            if rd.committed_entries or rd.read_states or rd.snapshot is not None:
+                self._apply(node, rd)
             raft.advance(rd)
         self._observe(node, raft)
         self._maybe_compact(node, raft)
@@ -356,12 +372,14 @@ class SimCluster:
             return cached[2]
         durable = disk.durable
         snap = durable.snapshot()
+        # ``disk.visible`` is replaced only by a crash, and a restart bumps the incarnation,
+        # which rebuilds this view: binding the running copy's reads here is safe.
         view = DurableView(
             hard_state=durable.hard_state(),
             last_index=durable.last_index(),
             snapshot_index=snap.meta.last_index if snap is not None else LogIndex(0),
-            term_at=lambda i: _term_or_none(durable, i),
-            visible_term_at=node.term_at,
+            term_at=_term_reader(durable),
+            visible_term_at=_term_reader(disk.visible),
         )
         node.durable_view = (disk.syncs, node.incarnation, view)
         return view
@@ -369,17 +387,16 @@ class SimCluster:
     def _send(self, node: SimNode, messages: Sequence[Message]) -> None:
         if not messages:
             return
-        view = self._durable_view(node)
-        on_send, send, transcript = self.checker.on_send, self.network.send, self.transcript
-        node_id, now, queued = node.id, self.now, SendOutcome.QUEUED
+        self.checker.on_send_all(node.id, messages, self._durable_view(node))
+        send, transcript, now = self.network.send, self.transcript, self.now
+        intercept, queued = self.intercept, SendOutcome.QUEUED
         for m in messages:
-            on_send(node_id, m, view)
-            if self.intercept is not None and self.intercept(m):
+            if intercept is not None and intercept(m):
                 self.held.append(m)
                 transcript.message(now, m, "held")
                 continue
             outcome = send(now, m)
-            if outcome is not queued:
+            if outcome is not queued and transcript.enabled:
                 transcript.message(now, m, outcome.value)
 
     def _apply(self, node: SimNode, rd: Ready) -> None:
@@ -467,18 +484,23 @@ class SimCluster:
         due = self.network.pop_all_due(now)
         order = [n for n in self.nodes.values() if n.raft is not None]
         self.sched_rng.shuffle(order)
+        events = 0
         for node in order:
             raft = node.raft
             if raft is None:
                 continue  # crashed by a hook during this tick
-            arrived = due.get(node.id, ())
-            for m in arrived:
-                if transcript.enabled:  # (formatting is the costly part: skip the call)
-                    transcript.message(now, m)
-                raft.step(m)
+            arrived = due.get(node.id)
+            if arrived:
+                events += len(arrived)
+                step = raft.step
+                for m in arrived:
+                    if transcript.enabled:  # (formatting is the costly part: skip the call)
+                        transcript.message(now, m)
+                    step(m)
             raft.tick()
-            self.events += 1 + len(arrived)
+            events += 1
             self._drive(node)
+        self.events += events
 
     def run(self, ticks: int) -> None:
         """Run ``ticks`` ticks."""

@@ -41,7 +41,9 @@ class Command:
         body = [self.client, self.seq, self.op.kind.value, self.op.key, self.op.value]
         if self.op.kind is OpKind.CAS:
             body.append(self.op.expected)
-        return json.dumps(body, separators=(",", ":")).encode()
+        data = json.dumps(body, separators=(",", ":")).encode()
+        _remember(data, self)  # every replica will decode these bytes: decoded already
+        return data
 
     @staticmethod
     def decode(data: bytes) -> Command:
@@ -55,9 +57,7 @@ class Command:
         expected = body[5] if len(body) > 5 else None
         command = Command(body[0], body[1], KvOp(OpKind(body[2]), body[3], body[4], expected))
         if hashable:
-            if len(_DECODED) >= _DECODED_MAX:
-                _DECODED.clear()  # a bounded memo: old commands are rarely applied again
-            _DECODED[data] = command
+            _remember(data, command)
         return command
 
     def __str__(self) -> str:
@@ -66,6 +66,12 @@ class Command:
 
 _DECODED: dict[bytes, Command] = {}
 _DECODED_MAX = 4096
+
+
+def _remember(data: bytes, command: Command) -> None:
+    if len(_DECODED) >= _DECODED_MAX:
+        _DECODED.clear()  # a bounded memo: old commands are rarely applied again
+    _DECODED[data] = command
 
 
 @dataclass

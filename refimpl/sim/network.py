@@ -11,8 +11,10 @@ Rules:
   also loses what was in flight on it;
 * drops and duplicates are decided at send time from the network's own seeded generator.
 
-Theory of operation: the queue is a heap of ``(arrival tick, sequence number, message)``; the
-sequence number makes the order total and deterministic.
+Theory of operation: messages in flight wait in one bucket per arrival tick, in send order, and
+a heap holds the ticks that have a bucket. Delivery empties the due buckets in tick order, so
+the order is by ``(arrival tick, send order)``: total and deterministic. (One heap operation per
+distinct arrival tick rather than per message: most ticks receive many messages.)
 """
 
 from __future__ import annotations
@@ -46,43 +48,59 @@ class SimNetwork:
     faults: Faults
     rng: random.Random
     blocked: set[tuple[PeerId, PeerId]] = field(default_factory=set)
-    _queue: list[tuple[int, int, Message]] = field(default_factory=list)
-    _seq: int = 0
+    _buckets: dict[int, list[Message]] = field(default_factory=dict)
+    """Arrival tick -> the messages arriving then, in send order."""
+    _ticks: list[int] = field(default_factory=list)
+    """Heap of the arrival ticks that have a bucket."""
+    _in_flight: int = 0
     sent_count: int = 0
     delivered_count: int = 0
 
-    def _delay(self) -> int:
+    def _enqueue(self, now: Tick, message: Message) -> None:
         lo, hi = self.faults.delay_min_ticks, self.faults.delay_max_ticks
         # random() is several times cheaper than randint() and just as uniform here.
-        return lo if lo == hi else lo + int(self.rng.random() * (hi - lo + 1))
-
-    def _push(self, now: Tick, message: Message) -> None:
-        self._seq += 1
-        heapq.heappush(self._queue, (now + self._delay(), self._seq, message))
+        at = now + (lo if lo == hi else lo + int(self.rng.random() * (hi - lo + 1)))
+        bucket = self._buckets.get(at)
+        if bucket is None:
+            self._buckets[at] = [message]
+            heapq.heappush(self._ticks, at)
+        else:
+            bucket.append(message)
+        self._in_flight += 1
 
     def send(self, now: Tick, message: Message) -> SendOutcome:
         """Hand one message to the network; returns what happened to it."""
         self.sent_count += 1
         if self.blocked and (message.src, message.dst) in self.blocked:
             return SendOutcome.BLOCKED
-        faults = self.faults
-        if faults.drop_probability and self.rng.random() < faults.drop_probability:
+        faults, random = self.faults, self.rng.random
+        if faults.drop_probability and random() < faults.drop_probability:
             return SendOutcome.DROPPED
+        # _enqueue inlined (it runs for every message); the same draw, the same order.
         lo, hi = faults.delay_min_ticks, faults.delay_max_ticks
-        # _push inlined (it runs for every message); the same draws in the same order.
-        self._seq += 1
-        delay = lo if lo == hi else lo + int(self.rng.random() * (hi - lo + 1))
-        heapq.heappush(self._queue, (now + delay, self._seq, message))
+        at = now + (lo if lo == hi else lo + int(random() * (hi - lo + 1)))
+        bucket = self._buckets.get(at)
+        if bucket is None:
+            self._buckets[at] = [message]
+            heapq.heappush(self._ticks, at)
+        else:
+            bucket.append(message)
+        self._in_flight += 1
         dup = faults.duplicate_probability
-        if dup and self.rng.random() < dup:
-            self._push(now, message)
+        if dup and random() < dup:
+            self._enqueue(now, message)
             return SendOutcome.DUPLICATED
         return SendOutcome.QUEUED
 
     def pop_due(self, now: Tick) -> Message | None:
         """The next message due at or before ``now`` whose link is still up, or None."""
-        while self._queue and self._queue[0][0] <= now:
-            _, _, message = heapq.heappop(self._queue)
+        ticks = self._ticks
+        while ticks and ticks[0] <= now:
+            bucket = self._buckets[ticks[0]]
+            message = bucket.pop(0)
+            self._in_flight -= 1
+            if not bucket:
+                del self._buckets[heapq.heappop(ticks)]
             if (message.src, message.dst) in self.blocked:
                 continue
             self.delivered_count += 1
@@ -91,24 +109,25 @@ class SimNetwork:
 
     def pop_all_due(self, now: Tick) -> dict[PeerId, list[Message]]:
         """Every message due at or before ``now`` on a live link, grouped by destination."""
-        # The same loop as pop_due, inlined: it runs for every message of the simulation.
         due: dict[PeerId, list[Message]] = {}
-        queue, blocked, pop = self._queue, self.blocked, heapq.heappop
-        while queue and queue[0][0] <= now:
-            message = pop(queue)[2]
-            if blocked and (message.src, message.dst) in blocked:
-                continue
-            self.delivered_count += 1
-            bucket = due.get(message.dst)
-            if bucket is None:
-                due[message.dst] = [message]
-            else:
-                bucket.append(message)
+        ticks, blocked = self._ticks, self.blocked
+        while ticks and ticks[0] <= now:
+            bucket = self._buckets.pop(heapq.heappop(ticks))
+            self._in_flight -= len(bucket)
+            for message in bucket:
+                if blocked and (message.src, message.dst) in blocked:
+                    continue
+                self.delivered_count += 1
+                group = due.get(message.dst)
+                if group is None:
+                    due[message.dst] = [message]
+                else:
+                    group.append(message)
         return due
 
     def in_flight(self) -> int:
         """Number of queued messages (including ones a cut link will lose)."""
-        return len(self._queue)
+        return self._in_flight
 
     def cut(self, a: PeerId, b: PeerId, both_ways: bool = True) -> None:
         """Block ``a → b`` (and ``b → a`` unless ``both_ways`` is False)."""

@@ -100,6 +100,9 @@ class _RecordsOnly(RaftInvariants):
     def on_send(self, node: PeerId, m: Message, durable: DurableView) -> None:
         """Not checked."""
 
+    def on_send_all(self, node: PeerId, messages: Iterable[Message], durable: DurableView) -> None:
+        """Not checked."""
+
     def on_append(self, node: PeerId, entries: Iterable[Entry], prev_term: Term | None) -> None:
         """Not checked."""
 

@@ -45,6 +45,7 @@ from refimpl.raft import (
     RequestVoteResponse,
     Snapshot,
 )
+from refimpl.raft.messages import direct_init
 
 __all__ = ["DurableView", "InvariantViolationError", "RaftInvariants", "Violation"]
 _TICK_0 = Tick(0)
@@ -71,6 +72,7 @@ class InvariantViolationError(AssertionError):
         self.violation = violation
 
 
+@direct_init
 @dataclass(frozen=True, slots=True)
 class DurableView:
     """What a node's disk guarantees right now (read by the G5 send check)."""
@@ -218,6 +220,24 @@ class RaftInvariants:
         ):
             self.fail("G5", f"n{node} acked snapshot {m.last_index} not on disk")
         self._note_sent(node, m.term)
+
+    def on_send_all(self, node: PeerId, messages: Iterable[Message], durable: DurableView) -> None:
+        """:meth:`on_send` for every message of one Ready, in order (the simulator's entry).
+
+        The same checks: an AppendEntries in the durable term -- most messages, every heartbeat
+        among them -- needs nothing but that term comparison, so it is tested here and the
+        sender's highest term noted once for the batch; every other message goes through
+        :meth:`on_send`.
+        """
+        durable_term = durable.hard_state.term
+        highest = Term(0)
+        for m in messages:
+            if type(m) is AppendEntries and m.term == durable_term:
+                highest = durable_term
+            else:
+                self.on_send(node, m, durable)
+        if highest:
+            self._note_sent(node, highest)
 
     def _note_sent(self, node: PeerId, term: Term) -> None:
         if term > self._max_sent_term.get(node, Term(0)):
