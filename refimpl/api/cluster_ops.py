@@ -98,6 +98,7 @@ def parse_cluster_operation(name: str, body: object, state: ClusterState) -> Ope
         return RemoveReplica(name, shard_id, peer)
     source = PeerId(_int_field(doc, "from_peer_id", kind))
     target = PeerId(_int_field(doc, "to_peer_id", kind))
+    method = _method(doc, kind) if kind != "abort_transfer" else TransferMethod.STREAM_RECORDS
     for peer in (source, target):
         _known_peer(peer, state)
     if source == target:
@@ -110,9 +111,7 @@ def parse_cluster_operation(name: str, body: object, state: ClusterState) -> Ope
     if source not in coll.replicas[shard_id]:
         raise ApiError(400, f"Bad request: Shard {shard_id} of {name} has no replica on peer "
                        f"{source}")  # fmt: skip
-    transfer = ShardTransfer(
-        shard_id, source, target, kind == "replicate_shard", _method(doc, kind)
-    )
+    transfer = ShardTransfer(shard_id, source, target, kind == "replicate_shard", method)
     return StartTransfer(name, transfer)
 
 
