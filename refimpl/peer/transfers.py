@@ -359,14 +359,14 @@ class ShardTransfers:
         digests = answer.get("digests") if isinstance(answer, dict) else None
         if not isinstance(digests, list):
             raise TransferFailedError("the target sent no recovery point")
-        records, complete = await shard.run(_wal_view)
-        start = delta_start([op_digest(r) for r in records], complete, [str(d) for d in digests])
+        op_nums, mine, complete = await shard.run(_wal_digests)
+        start = delta_start(mine, complete, [str(d) for d in digests])
         if start is None:
             return None
-        entry.comment = f"sending the WAL delta ({len(records) - start} operations)"
-        if start == len(records):
+        entry.comment = f"sending the WAL delta ({len(op_nums) - start} operations)"
+        if start == len(op_nums):
             return await shard.run(_last_op)
-        return records[start].op_num - 1
+        return op_nums[start] - 1
 
     async def _send_snapshot(self, entry: _Outgoing, shard: LocalShard) -> int:
         """Checkpoint the source, ship the archive in chunks, have the target restore it;
@@ -714,9 +714,15 @@ def _last_op(store: ShardStore) -> int:
     return store.last_op_num
 
 
-def _wal_view(store: ShardStore) -> tuple[list[WalRecord], bool]:
-    """The retained WAL records, and whether they reach back to the first operation."""
-    return list(store.wal.records), store.wal.dropped_through == 0
+def _wal_digests(store: ShardStore) -> tuple[list[int], list[str], bool]:
+    """The retained WAL records' numbers and digests, and whether they reach back to the
+    first operation."""
+    records = store.wal.records
+    return (
+        [r.op_num for r in records],
+        [op_digest(r) for r in records],
+        store.wal.dropped_through == 0,
+    )
 
 
 def _snapshot(store: ShardStore) -> tuple[dict[str, bytes], int]:
