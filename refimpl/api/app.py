@@ -227,6 +227,7 @@ def create_app(ctx: ApiContext, extra_routes: Sequence[BaseRoute] = ()) -> Starl
     """The Starlette app serving the cluster API (plus ``extra_routes``)."""
     from refimpl.api.data import data_routes
     from refimpl.api.openapi import openapi_document
+    from refimpl.api.shard_snapshots import shard_snapshot_routes
 
     def route(path: str, handler: Handler, method: str) -> Route:
         return Route(path, endpoint(handler, ctx), methods=[method])
@@ -247,6 +248,7 @@ def create_app(ctx: ApiContext, extra_routes: Sequence[BaseRoute] = ()) -> Starl
         Route("/readyz", _readyz(ctx), methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *(data_routes(ctx) if ctx.plane is not None else ()),
+        *(shard_snapshot_routes(ctx) if ctx.plane is not None else ()),
         *extra_routes,
     ]
     return Starlette(routes=routes, exception_handlers=_exception_handlers())

@@ -7,7 +7,7 @@ Qdrant's own ``openapi.json``. A test checks that every route of the app is docu
 
 from typing import Any
 
-__all__ = ["DATA_PATHS", "DOCUMENTED_PATHS", "openapi_document"]
+__all__ = ["DATA_PATHS", "DOCUMENTED_PATHS", "SHARD_SNAPSHOT_PATHS", "openapi_document"]
 
 
 def _envelope(result_schema: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +73,25 @@ _TIMEOUT = {"name": "timeout", "in": "query", "schema": {"type": "integer", "min
 _CONSISTENCY = {"name": "consistency", "in": "query", "schema": {"type": "string"}}
 _SNAPSHOT = {"name": "snapshot_name", "in": "path", "required": True, "schema": {"type": "string"}}
 _JSON_BODY = {"content": {"application/json": {"schema": _ANY}}}
+_SHARD = {"name": "shard_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_PRIORITY = {
+    "name": "priority",
+    "in": "query",
+    "schema": {"type": "string", "enum": ["snapshot", "no_sync", "replica"]},
+}
+_CHECKSUM = {"name": "checksum", "in": "query", "schema": {"type": "string"}}
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["snapshot"],
+                "properties": {"snapshot": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+}
 _UPDATE_RESULT = {"type": "object", "properties": {"operation_id": {"type": "integer"},
                                                    "status": {"type": "string"}}}  # fmt: skip
 
@@ -84,6 +103,31 @@ def _op(op_id: str, summary: str, result: dict[str, Any], *params: dict[str, Any
     if body:
         out["requestBody"] = _JSON_BODY
     return out
+
+
+def _upload(op_id: str, summary: str, *params: dict[str, Any]) -> dict[str, Any]:
+    out = _op(op_id, summary, {"type": "boolean"}, *params, _PRIORITY, _CHECKSUM)
+    out["requestBody"] = _UPLOAD_BODY
+    return out
+
+
+_SHARD_BASE = "/collections/{name}/shards/{shard_id}/snapshots"
+SHARD_SNAPSHOT_PATHS: dict[str, dict[str, Any]] = {
+    _SHARD_BASE: {
+        "post": _op("create_shard_snapshot", "Snapshot this peer's replica of a shard", _ANY,
+                    _SHARD),
+        "get": _op("list_shard_snapshots", "List shard snapshots", _ANY, _SHARD)},
+    _SHARD_BASE + "/recover": {
+        "put": _op("recover_shard_from_snapshot", "Recover a replica from a file or URL",
+                   {"type": "boolean"}, _SHARD, body=True)},
+    _SHARD_BASE + "/upload": {
+        "post": _upload("recover_shard_from_uploaded_snapshot", "Recover a replica from an "
+                        "uploaded snapshot", _SHARD)},
+    _SHARD_BASE + "/{snapshot_name}": {
+        "get": _op("get_shard_snapshot", "Download a shard snapshot", _ANY, _SHARD, _SNAPSHOT),
+        "delete": _op("delete_shard_snapshot", "Delete a shard snapshot", {"type": "boolean"},
+                      _SHARD, _SNAPSHOT)},
+}  # fmt: skip
 
 
 DATA_PATHS: dict[str, dict[str, Any]] = {
@@ -108,6 +152,8 @@ DATA_PATHS: dict[str, dict[str, Any]] = {
     "/collections/{name}/snapshots/recover": {
         "put": _op("recover_from_snapshot", "Recover from a file or URL", {"type": "boolean"},
                    body=True)},
+    "/collections/{name}/snapshots/upload": {
+        "post": _upload("recover_from_uploaded_snapshot", "Recover from an uploaded snapshot")},
     "/collections/{name}/snapshots/{snapshot_name}": {
         "get": _op("get_snapshot", "Download a snapshot", _ANY, _SNAPSHOT),
         "delete": _op("delete_snapshot", "Delete a snapshot", {"type": "boolean"}, _SNAPSHOT)},
@@ -127,6 +173,7 @@ DATA_PATHS: dict[str, dict[str, Any]] = {
         "post": _op("query_batch_points", "Several queries", _ANY, _CONSISTENCY, body=True)},
     "/collections/{name}/points/search": {
         "post": _op("search_points", "Legacy search", _ANY, _CONSISTENCY, body=True)},
+    **SHARD_SNAPSHOT_PATHS,
 }  # fmt: skip
 
 _CLUSTER_STATUS = {

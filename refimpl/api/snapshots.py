@@ -1,9 +1,11 @@
-"""Collection snapshots over REST, in Qdrant's shapes (facts §7.7).
+"""Collection snapshots over REST, in Qdrant's shapes (facts §7.7), and the recovery of one
+replica from a snapshot, which shard snapshots (:mod:`refimpl.api.shard_snapshots`) share.
 
 Routes: ``POST|GET /collections/{name}/snapshots`` (create, list),
-``GET|DELETE /collections/{name}/snapshots/{snapshot_name}`` (download, delete) and
+``GET|DELETE /collections/{name}/snapshots/{snapshot_name}`` (download, delete),
 ``PUT /collections/{name}/snapshots/recover`` (body ``{"location": "file:///…" | "http://…",
-"checksum"?, "priority"?}``).
+"checksum"?, "priority"?}``) and ``POST /collections/{name}/snapshots/upload?priority=&checksum=``
+(the archive as the multipart field ``snapshot``).
 
 Rules:
 
@@ -20,55 +22,95 @@ Rules:
 * A shard of the archive with no Active replica left anywhere and none on this peer (every
   copy was lost, e.g. its only peer was removed with ``force``) is re-created here: a replica
   in Recovery through consensus, filled from the archive, then Active.
-* Then each shard of the archive replaces the content of the local replica (under the shard's
-  lock). With priority ``snapshot`` (the default, as Qdrant) the other Active replicas of those
-  shards are marked Dead through consensus, so they pull a transfer from the recovered copy
-  (:mod:`refimpl.peer.transfers`); ``no_sync`` leaves them alone. ``replica`` is refused.
+* Each other shard of the archive goes through :func:`restore_replica`: this peer's replica
+  leaves the readable states through consensus (``snapshot_recovery_started``: Active or Dead
+  -> Recovery), its store is replaced by the archive's checkpoint, and then, by ``priority``
+  (Qdrant's ``SnapshotPriority``; ``snapshot`` is the default, as Qdrant):
+
+  - ``snapshot``: Recovery -> Active; the other Active replicas of the shard are marked Dead
+    through consensus, so they pull a transfer from the recovered copy
+    (:mod:`refimpl.peer.transfers`): the snapshot becomes the truth;
+  - ``no_sync``: Recovery -> Active, nothing else;
+  - ``replica``: the restored copy is handed over as Dead (``recovery_failed``, the table's way
+    out of Recovery that is not Active) and a replicating ``wal_delta`` transfer from an
+    Active replica elsewhere is requested, so it ends equal to that source.
+
+  When no other replica of the shard is Active, priorities make no difference: the replica
+  ends Active with the archive's content. A replica in Recovery serves no reads and takes no
+  writes; a recovery that stops half-way (crash, timeout) leaves it in Recovery — never Active
+  with half the data — and the same request, repeated, completes it.
 * A location is a ``file://`` path on this peer or an ``http(s)://`` URL (another peer's
   download route). Snapshot names cannot contain a path separator.
 
 Theory of operation: create = open every local store, hold all their locks, checkpoint and
-archive in a worker thread; recover = restore the archive's shard files into an in-memory
-store and stream its points into the live replica.
+archive in a worker thread; recover = verify everything, then per shard: state change through
+consensus, wait (bounded) until the other peers see it, swap the store for one restored from the
+archive (:meth:`refimpl.peer.shards.LocalShard.restore`, under the shard's lock), state change.
+Limits: the only Active replica of a shard cannot leave Active (a shard keeps one source of
+truth), so it is replaced in place under its lock: no reader sees half of it, but a crash in the
+middle of the swap is not covered by a state; an update a coordinator sent before it learnt of
+Recovery may still land after the swap.
 """
 
 import contextlib
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import httpx
 import trio
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from refimpl.api.app import ApiContext, ApiError, _json_body, endpoint, error
-from refimpl.consensus import CreateRecoveryReplica, SetReplicaState, encode_operation
+from refimpl.api.app import RETRY_AFTER_S, ApiContext, ApiError, _json_body, endpoint, error
+from refimpl.consensus import (
+    CreateRecoveryReplica,
+    SetReplicaState,
+    ShardTransfer,
+    StartTransfer,
+    TransferMethod,
+    encode_operation,
+)
 from refimpl.ids import PeerId, ShardId
 from refimpl.peer.collections import collection_info_json
 from refimpl.peer.data_plane import DataPlane
 from refimpl.peer.shards import LocalShard
-from refimpl.points import DeletePoints, id_sort_key
+from refimpl.peer.transport import TransportError
 from refimpl.replication import ReplicaEvent, ReplicaState
 from refimpl.storage import (
-    MemoryMedium,
     ShardStore,
+    Snapshot,
     SnapshotError,
     create_snapshot,
     parse_snapshot,
     snapshot_name,
 )
 
-__all__ = ["snapshot_routes"]
+__all__ = [
+    "PRIORITIES",
+    "check_config",
+    "download_endpoint",
+    "parse_priority",
+    "read_archive",
+    "recover_collection",
+    "restore_replica",
+    "snapshot_routes",
+]
 
 SUFFIX = ".snapshot"
 DOWNLOAD_TIMEOUT_S = 120.0
 SNAPSHOT_BYTES_MAX = 4 << 30
 RECREATE_WAIT_S = 10.0
+SYNC_WAIT_S = 5.0
+"""How long a recovery waits for one peer to see the replica in Recovery before going on."""
+PRIORITIES = ("snapshot", "no_sync", "replica")
+"""Qdrant's ``SnapshotPriority`` values we take; the first is the default."""
 
 
 def _plane(ctx: ApiContext) -> DataPlane:
@@ -175,9 +217,8 @@ async def _fetch(location: str) -> bytes:
     raise ApiError(400, "Bad request: `location` must be a file:// path or an http(s) URL")
 
 
-def _check_fits(coll: Any, manifest: dict[str, Any], held: set[ShardId]) -> list[ShardId]:
-    """Refuse an archive that does not fit; return the shards to re-create here (no replica
-    on this peer and no Active replica anywhere: every copy was lost)."""
+def check_config(coll: Any, manifest: dict[str, Any]) -> None:
+    """Refuse an archive made for another vector size, distance or shard count."""
     params = manifest.get("config", {}).get("params", {})
     c = coll.config
     want = {"size": c.vectors.size, "distance": c.vectors.distance.value}
@@ -185,10 +226,14 @@ def _check_fits(coll: Any, manifest: dict[str, Any], held: set[ShardId]) -> list
         raise ApiError(400, "Bad request: the snapshot's vectors or shard_number "
                        f"({params.get('vectors')}, {params.get('shard_number')}) differ from the "
                        f"collection's ({want}, {c.shard_number})")  # fmt: skip
+
+
+def _check_fits(coll: Any, manifest: dict[str, Any], held: set[ShardId]) -> list[ShardId]:
+    """Refuse an archive that does not fit; return the shards to re-create here (no replica
+    on this peer and no Active replica anywhere: every copy was lost)."""
+    check_config(coll, manifest)
     shards = {ShardId(int(e["shard_id"])) for e in manifest.get("shards", [])}
-    lost = [
-        s for s in sorted(shards - held) if ReplicaState.Active not in coll.replicas[s].values()
-    ]
+    lost = [s for s in sorted(shards - held) if not active_replicas(coll, s)]
     missing = sorted(shards - held - set(lost))
     if missing:
         raise ApiError(400, f"Bad request: this peer holds no replica of shard(s) {missing} of "
@@ -196,37 +241,145 @@ def _check_fits(coll: Any, manifest: dict[str, Any], held: set[ShardId]) -> list
     return lost
 
 
-async def _recreate(plane: DataPlane, name: str, shard_id: ShardId, files: Any) -> None:
+def active_replicas(coll: Any, shard_id: ShardId) -> list[PeerId]:
+    """The peers whose replica of ``shard_id`` is Active, lowest id first."""
+    replicas = coll.replicas.get(shard_id, {})
+    return sorted(PeerId(p) for p, s in replicas.items() if s is ReplicaState.Active)
+
+
+async def recreate_replica(plane: DataPlane, name: str, shard_id: ShardId, files: Any) -> None:
     """A shard with no copy left: a replica in Recovery here (through consensus), filled from
     the archive, then Active (spec "Node Failure Recovery": recover from a snapshot)."""
-    me = plane.peer.id
-    await _propose(plane, CreateRecoveryReplica(name, shard_id, me))
+    await propose_step(plane, CreateRecoveryReplica(name, shard_id, plane.peer.id))
     with trio.move_on_after(RECREATE_WAIT_S):
-        while (shard := plane.shards.get(name, shard_id)) is None:
+        while plane.shards.get(name, shard_id) is None:
             await trio.sleep(0.02)
-    if shard is None:
-        raise ApiError(500, f"Service internal error: shard {shard_id} did not open here")
-    source = ShardStore.restore(MemoryMedium(), files, shard.config)
-    await shard.run(partial(_replace_points, source=source))
-    done = SetReplicaState(name, shard_id, me, ReplicaEvent.RECOVERED, ReplicaState.Recovery)
-    await _propose(plane, done)
+    if plane.shards.get(name, shard_id) is None:
+        raise ApiError(503, f"Service unavailable: shard {shard_id} did not open here yet; "
+                       "repeat the recovery", RETRY_AFTER_S)  # fmt: skip
+    await restore_replica(plane, name, shard_id, files, "snapshot")
 
 
-async def _propose(plane: DataPlane, operation: Any) -> None:
+async def propose_step(plane: DataPlane, operation: Any) -> None:
+    """Propose one step of a recovery; a refusal is the client's 4xx with the reason."""
     result = await plane.peer.propose(encode_operation(operation))
     if result is not True:
-        raise ApiError(500, f"Service internal error: recovery step refused: {result}")
+        status = result.get("status", 400) if isinstance(result, dict) else 400
+        reason = result.get("error") if isinstance(result, dict) else result
+        prefix = "Not found: " if status == 404 else "Bad request: "
+        raise ApiError(status, f"{prefix}recovery step refused: {reason}")
 
 
-def _replace_points(store: ShardStore, source: ShardStore) -> int:
-    """Make ``store`` hold exactly ``source``'s points; return how many."""
-    ids = tuple(sorted(store.matching_ids(None), key=id_sort_key))
-    if ids:
-        store.apply(DeletePoints(ids), wait=False)
-    for batch in source.export_batches():
-        store.apply(batch, wait=False)
-    store.sync()
-    return len(source)
+def parse_priority(raw: object) -> str:
+    """``snapshot`` (default), ``no_sync`` or ``replica``; anything else is a 400."""
+    if raw is None:
+        return "snapshot"
+    if raw not in PRIORITIES:
+        raise ApiError(400, f"Bad request: `priority` must be one of {', '.join(PRIORITIES)}, "
+                       f"got {raw!r}")  # fmt: skip
+    return str(raw)
+
+
+def _state(plane: DataPlane, name: str, shard_id: ShardId) -> ReplicaState | None:
+    coll = plane.collections.view.cluster.collections.get(name)
+    return None if coll is None else coll.replicas.get(shard_id, {}).get(plane.peer.id)
+
+
+async def restore_replica(
+    plane: DataPlane, name: str, shard_id: ShardId, files: Any, priority: str
+) -> None:
+    """Replace this peer's replica of ``shard_id`` by a snapshot's ``files``; the replica is
+    in Recovery (no reads) meanwhile, then ``priority`` decides (see the module rules)."""
+    me, shard = plane.peer.id, plane.shards.get(name, shard_id)
+    if shard is None:
+        raise ApiError(400, f"Bad request: shard {shard_id} of {name} has no replica on peer {me}")
+    coll = _collection(plane, name)
+    sources = [p for p in active_replicas(coll, shard_id) if p != me]
+    state = _state(plane, name, shard_id)
+    await shard.run(lambda s: None)  # open the store, so the swap deletes its files
+    if state is ReplicaState.Active and not sources:
+        await shard.restore(files)  # the only source of truth: swapped in place, under its lock
+        return
+    if state is not ReplicaState.Recovery:
+        started = ReplicaEvent.SNAPSHOT_RECOVERY_STARTED
+        await propose_step(plane, SetReplicaState(name, shard_id, me, started, from_state=state))
+        await _peers_see(plane, name, shard_id, ReplicaState.Recovery)
+    await shard.restore(files)
+    if priority == "replica" and sources:
+        handed = SetReplicaState(name, shard_id, me, ReplicaEvent.RECOVERY_FAILED,
+                                 from_state=ReplicaState.Recovery)  # fmt: skip
+        await propose_step(plane, handed)
+        await _request_sync(plane, name, shard_id, sources[0])
+        return
+    done = SetReplicaState(name, shard_id, me, ReplicaEvent.RECOVERED, ReplicaState.Recovery)
+    await propose_step(plane, done)
+    if priority == "snapshot":
+        await _resync_others(plane, name, [shard_id])
+
+
+async def _peers_see(plane: DataPlane, name: str, shard_id: ShardId, state: ReplicaState) -> None:
+    """Wait (at most :data:`SYNC_WAIT_S` per peer) until every other peer sees this replica in
+    ``state``: a coordinator that does not know yet could still send it an update."""
+    body = {"kind": "transfer_state", "collection": name, "shard_id": shard_id,
+            "peer_id": plane.peer.id}  # fmt: skip
+
+    async def ask(uri: str) -> None:
+        with trio.move_on_after(SYNC_WAIT_S):
+            while True:
+                try:
+                    answer = await plane.peer.transport.request(uri, body, SYNC_WAIT_S)
+                    if answer.get("result") == state.value:
+                        return
+                except TransportError:
+                    pass
+                await trio.sleep(0.05)
+
+    async with trio.open_nursery() as nursery:
+        for peer, uri in sorted(plane.peer.addresses().items()):
+            if peer != plane.peer.id:
+                nursery.start_soon(ask, uri)
+
+
+async def _request_sync(plane: DataPlane, name: str, shard_id: ShardId, source: PeerId) -> None:
+    """Ask for a replicating transfer from ``source`` into this peer's (Dead) replica. The
+    peer's own recovery of Dead replicas may have asked first: that transfer does the same."""
+    t = ShardTransfer(shard_id, source, plane.peer.id, sync=True, method=TransferMethod.WAL_DELTA)
+    result = await plane.peer.propose(encode_operation(StartTransfer(name, t)))
+    coll = _collection(plane, name)
+    if result is not True and not any(x.to_peer == plane.peer.id and x.shard_id == shard_id
+                                      for x in coll.transfers):  # fmt: skip
+        reason = result.get("error") if isinstance(result, dict) else result
+        raise ApiError(400, f"Bad request: the replica of shard {shard_id} is restored but no "
+                       f"sync transfer could start ({reason}); it recovers by itself when a "
+                       "source is Active")  # fmt: skip
+
+
+async def read_archive(data: bytes, expected: object) -> Snapshot:
+    """Verify an uploaded or fetched archive (size, ``checksum``, content); 400 otherwise."""
+    if len(data) > SNAPSHOT_BYTES_MAX:
+        raise ApiError(400, "Bad request: snapshot is too large")
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise ApiError(400, "Bad request: the snapshot's SHA-256 differs from `checksum`")
+    try:
+        return await trio.to_thread.run_sync(parse_snapshot, data)
+    except SnapshotError as exc:
+        raise ApiError(400, f"Bad request: snapshot refused, nothing changed: {exc}") from None
+
+
+async def recover_collection(
+    plane: DataPlane, name: str, data: bytes, priority: str, checksum: object = None
+) -> bool:
+    """Recover this peer's replicas of collection ``name`` from archive ``data``."""
+    coll = _collection(plane, name)
+    snapshot = await read_archive(data, checksum)
+    local = {s.shard_id for s in plane.shards.of_collection(name)}
+    lost = _check_fits(coll, snapshot.manifest, local)
+    for shard_id, files in sorted(snapshot.shards.items()):
+        if shard_id in lost:
+            await recreate_replica(plane, name, shard_id, files)
+        else:
+            await restore_replica(plane, name, shard_id, files, priority)
+    return True
 
 
 async def recover(request: Request, ctx: ApiContext) -> Any:
@@ -235,32 +388,38 @@ async def recover(request: Request, ctx: ApiContext) -> Any:
     body = await _json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("location"), str):
         raise ApiError(400, 'Bad request: body must be {"location": "file:///…" or URL}')
-    priority = body.get("priority", "snapshot")
-    if priority not in ("snapshot", "no_sync"):
-        raise ApiError(400, "Bad request: `priority` must be snapshot or no_sync here")
-    coll = _collection(plane, name)
+    priority = parse_priority(body.get("priority"))
+    _collection(plane, name)
     data = await _fetch(body["location"])
-    if len(data) > SNAPSHOT_BYTES_MAX:
-        raise ApiError(400, "Bad request: snapshot is too large")
-    expected = body.get("checksum")
-    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
-        raise ApiError(400, "Bad request: the snapshot's SHA-256 differs from `checksum`")
+    return await recover_collection(plane, name, data, priority, body.get("checksum"))
+
+
+async def uploaded(request: Request) -> bytes:
+    """The multipart field ``snapshot`` of an upload (Qdrant's upload routes)."""
     try:
-        snapshot = await trio.to_thread.run_sync(parse_snapshot, data)
-    except SnapshotError as exc:
-        raise ApiError(400, f"Bad request: snapshot refused, nothing changed: {exc}") from None
-    local = {s.shard_id: s for s in plane.shards.of_collection(name)}
-    lost = _check_fits(coll, snapshot.manifest, set(local))
-    for shard_id, files in sorted(snapshot.shards.items()):
-        if shard_id in lost:
-            await _recreate(plane, name, shard_id, files)
-            continue
-        shard = local[shard_id]
-        source = ShardStore.restore(MemoryMedium(), files, shard.config)
-        await shard.run(partial(_replace_points, source=source))
-    if priority == "snapshot":
-        await _resync_others(plane, name, sorted(snapshot.shards))
-    return True
+        form = await request.form(max_files=1, max_fields=0)
+    except HTTPException as exc:
+        raise ApiError(
+            400, f"Bad request: the upload is not valid multipart: {exc.detail}"
+        ) from None
+    try:
+        field = form.get("snapshot")
+        if not isinstance(field, UploadFile):
+            raise ApiError(400, "Bad request: upload the archive as the multipart file field "
+                           "`snapshot`")  # fmt: skip
+        return await field.read()
+    finally:
+        await form.close()
+
+
+async def upload(request: Request, ctx: ApiContext) -> Any:
+    """``POST /collections/{name}/snapshots/upload?priority=&checksum=``."""
+    plane, name = _plane(ctx), str(request.path_params["name"])
+    priority = parse_priority(request.query_params.get("priority"))
+    _collection(plane, name)
+    data = await uploaded(request)
+    checksum = request.query_params.get("checksum")
+    return await recover_collection(plane, name, data, priority, checksum)
 
 
 async def _resync_others(plane: DataPlane, name: str, shard_ids: list[ShardId]) -> None:
@@ -279,17 +438,22 @@ def snapshot_routes(ctx: ApiContext) -> list[BaseRoute]:
     base = "/collections/{name}/snapshots"
     return [
         Route(base + "/recover", endpoint(recover, ctx), methods=["PUT"]),
+        Route(base + "/upload", endpoint(upload, ctx), methods=["POST"]),
         Route(base, endpoint(create, ctx), methods=["POST"]),
         Route(base, endpoint(list_snapshots, ctx), methods=["GET"]),
-        Route(base + "/{snapshot_name}", _download_endpoint(ctx), methods=["GET"]),
+        Route(base + "/{snapshot_name}", download_endpoint(_snapshot_path, ctx), methods=["GET"]),
         Route(base + "/{snapshot_name}", endpoint(delete, ctx), methods=["DELETE"]),
     ]
 
 
-def _download_endpoint(ctx: ApiContext) -> Any:
+def download_endpoint(
+    locate: Callable[[Request, ApiContext], Path], ctx: ApiContext
+) -> Callable[[Request], Awaitable[Response]]:
+    """A route serving the file ``locate`` finds (or its error envelope)."""
+
     async def serve(request: Request) -> Response:
         try:
-            path = _snapshot_path(request, ctx)
+            path = locate(request, ctx)
         except ApiError as exc:
             return error(exc.status_code, exc.message, 0.0)
         return FileResponse(path, media_type="application/octet-stream", filename=path.name)
