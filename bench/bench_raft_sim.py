@@ -16,11 +16,22 @@ Both include the heal phase and the liveness check. Times are CPU seconds of thi
 core, which says more about the neighbours than about the simulator; wall time is printed too.
 Two timings are measured: the scenarios' (heartbeat every tick, election timeout 10 ticks) and
 Qdrant's (heartbeat every 2 ticks, election timeout 20 ticks).
+
+``--profile`` instead runs the checked 5-peer, all-faults setting under ``cProfile`` and prints
+where the time goes: the share of self time per part of the code (Raft core, simulator, client
+workload, checkers, the rest) and the busiest functions. There is no single hot spot: the cost
+is spread over the few dozen Python calls each message takes (build it, check it against the
+durable state, queue it, step it, answer it), which is why the figures above move by tens of
+percent, not by factors, when one of those calls gets cheaper.
 """
 
 from __future__ import annotations
 
+import argparse
+import cProfile
+import pstats
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 
 from refimpl.sim import Faults, SimOptions, run_simulation
@@ -60,8 +71,55 @@ def measure(options: SimOptions, faults: Faults, checks: bool) -> Figures:
     return Figures(virtual_s / cpu, virtual_s / wall, SEEDS / cpu * 60, int(events / cpu))
 
 
+PARTS = (
+    ("Raft core (refimpl/raft)", "/refimpl/raft/"),
+    ("simulator: cluster, network, disk", "/refimpl/sim/"),
+    ("checkers G1-G6 (refimpl/testing)", "/refimpl/testing/"),
+)
+"""Parts of the code, by path; ``refimpl/sim/client.py`` and ``kv.py`` are the workload."""
+
+
+def _part(filename: str) -> str:
+    if filename.endswith(("/refimpl/sim/client.py", "/refimpl/sim/kv.py")):
+        return "client workload and KV state machine"
+    for name, marker in PARTS:
+        if marker in filename:
+            return name
+    return "Python library and built-ins (random, heapq, json, ...)"
+
+
+def profile(top: int = 15) -> None:
+    """Profile the checked 5-peer, all-faults setting; print self time per part and function."""
+    options = SimOptions(peers=5, ticks=TICKS)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for seed in range(2):
+        run_simulation(seed, options, Faults.everything(), checks=True)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, object]]
+    raw = stats.stats  # type: ignore[attr-defined]
+    total = sum(row[2] for row in raw.values())
+    by_part: dict[str, float] = defaultdict(float)
+    for (filename, _, _), row in raw.items():
+        by_part[_part(filename)] += row[2]
+    print("self time by part (cProfile; its overhead inflates every call alike):")
+    for name, seconds in sorted(by_part.items(), key=lambda kv: -kv[1]):
+        print(f"  {seconds / total:6.1%}  {name}")
+    print(f"busiest {top} functions (self time, calls):")
+    rows = sorted(raw.items(), key=lambda kv: -kv[1][2])[:top]
+    for (filename, line, function), row in rows:
+        where = filename.split("/refimpl/")[-1] if "/refimpl/" in filename else filename
+        print(f"  {row[2] / total:6.1%}  {row[1]:>8}  {function} ({where}:{line})")
+
+
 def main() -> None:
-    """Print the table."""
+    """Print the table (or, with ``--profile``, where the time goes)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", action="store_true", help="print where the time goes")
+    if parser.parse_args().profile:
+        profile()
+        return
 
     def opts(peers: int, hb: int, et: int) -> SimOptions:
         return SimOptions(

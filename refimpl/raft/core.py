@@ -133,6 +133,21 @@ ROLE_TRANSITIONS: frozenset[tuple[Role, Role]] = frozenset(
 )
 """Every legal role change; the core asserts each change against this table."""
 
+# Enum members compared on hot paths, bound once to module names: in Python 3.11 each
+# ``Enum.MEMBER`` is looked up through the enum's metaclass, several times slower than a global.
+_CONF_CHANGE = EntryKind.CONF_CHANGE
+_PROBE = ProgressState.PROBE
+_REPLICATE = ProgressState.REPLICATE
+_SNAPSHOT = ProgressState.SNAPSHOT
+_CANDIDATE = Role.CANDIDATE
+_FOLLOWER = Role.FOLLOWER
+_LEADER = Role.LEADER
+_PRE_CANDIDATE = Role.PRE_CANDIDATE
+_LOST = VoteResult.LOST
+_WON = VoteResult.WON
+_INDEX_0 = LogIndex(0)
+_TERM_0 = Term(0)
+
 
 @dataclass(frozen=True, slots=True)
 class ReadState:
@@ -360,7 +375,7 @@ class RaftNode:
         """Start an election: a pre-vote first unless disabled or forced by TimeoutNow."""
         if self._config.pre_vote and not leader_transfer:
             self._become_pre_candidate()
-            if vote_result(self._votes, self._membership.voters) is VoteResult.WON:
+            if vote_result(self._votes, self._membership.voters) is _WON:
                 self._start_real_election(leader_transfer=False)  # single voter
             else:
                 self._request_votes(Term(self._term + 1), pre_vote=True, leader_transfer=False)
@@ -370,7 +385,7 @@ class RaftNode:
     def _start_real_election(self, leader_transfer: bool) -> None:
         """Bump the term, vote for ourselves and ask the other voters."""
         self._become_candidate()
-        if vote_result(self._votes, self._membership.voters) is VoteResult.WON:
+        if vote_result(self._votes, self._membership.voters) is _WON:
             self._become_leader()  # single voter
         else:
             self._request_votes(self._term, pre_vote=False, leader_transfer=leader_transfer)
@@ -393,7 +408,7 @@ class RaftNode:
 
     def tick(self) -> None:
         """One unit of logical time has passed."""
-        if self._role is Role.LEADER:
+        if self._role is _LEADER:
             self._tick_leader()
         else:
             self._tick_election()
@@ -417,7 +432,7 @@ class RaftNode:
                 return
             self._lead_transferee = None  # a transfer that took a whole timeout is abandoned
         for pr in self._progress.values():
-            if pr.state is ProgressState.SNAPSHOT:
+            if pr.state is _SNAPSHOT:
                 pr.snapshot_elapsed_ticks += 1
                 if pr.snapshot_elapsed_ticks >= self._config.election_timeout_ticks:
                     pr.become_probe()  # the snapshot (or its answer) was lost: retry
@@ -538,33 +553,33 @@ class RaftNode:
 
     def _on_vote_response(self, message: RequestVoteResponse) -> None:
         if message.pre_vote:
-            if self._role is not Role.PRE_CANDIDATE:
+            if self._role is not _PRE_CANDIDATE:
                 return
             if message.granted and message.term != self._term + 1:
                 return  # answers an earlier pre-vote
-        elif self._role is not Role.CANDIDATE:
+        elif self._role is not _CANDIDATE:
             return
         self._votes.setdefault(message.src, message.granted)
         result = vote_result(self._votes, self._membership.voters)
-        if result is VoteResult.WON:
+        if result is _WON:
             if message.pre_vote:
                 self._start_real_election(leader_transfer=False)
             else:
                 self._become_leader()
-        elif result is VoteResult.LOST:
+        elif result is _LOST:
             self._become_follower(self._term, None)
 
     def _on_timeout_now(self, message: TimeoutNow) -> None:
         """Leader transfer: campaign at once, skipping PreVote and the lease."""
-        if self._role is not Role.LEADER and self._promotable():
+        if self._role is not _LEADER and self._promotable():
             self._campaign(leader_transfer=True)
 
     # --------------------------------------------------------- follower side
 
     def _hear_from_leader(self, leader: PeerId) -> None:
         """Same-term message from the leader: follow it and restart the election timer."""
-        assert self._role is not Role.LEADER, f"two leaders in term {self._term}"
-        if self._role is not Role.FOLLOWER:
+        assert self._role is not _LEADER, f"two leaders in term {self._term}"
+        if self._role is not _FOLLOWER:
             self._become_follower(self._term, leader)
         self._leader_id = leader
         self._election_elapsed_ticks = 0
@@ -603,7 +618,7 @@ class RaftNode:
         ):
             self._send(last)  # the same answer as last time (a heartbeat's, typically)
             return
-        hint_index, hint_term = LogIndex(0), Term(0)
+        hint_index, hint_term = _INDEX_0, _TERM_0
         if not success:
             hint_index, hint_term = self._reject_hint(index, message.prev_log_term)
         answer = AppendEntriesResponse(
@@ -700,9 +715,9 @@ class RaftNode:
         """
         if pr.match >= self._log.last_index():
             return
-        probing = pr.state is ProgressState.PROBE
+        probing = pr.state is _PROBE
         while self._send_append(peer, pr, send_empty=probing):
-            if pr.state is not ProgressState.REPLICATE:
+            if pr.state is not _REPLICATE:
                 break
 
     def _broadcast_append(self) -> None:
@@ -717,9 +732,9 @@ class RaftNode:
         noticed as a rejection); any other follower about ``match``, which matches.
         """
         for peer, pr in self._followers():
-            prev = LogIndex(pr.next - 1 if pr.state is ProgressState.REPLICATE else pr.match)
+            prev = LogIndex(pr.next - 1 if pr.state is _REPLICATE else pr.match)
             prev_term = self._log.term_at(prev)
-            if prev_term is None and pr.state is ProgressState.REPLICATE:
+            if prev_term is None and pr.state is _REPLICATE:
                 # ``prev`` is compacted away. Ask about the snapshot boundary instead: a follower
                 # that lost entries in a crash rejects it, which moves it to probing and then to a
                 # snapshot. (Asking about 0/0 always matched, so such a follower stayed stuck
@@ -744,7 +759,7 @@ class RaftNode:
 
     def _on_append_response(self, message: AppendEntriesResponse) -> None:
         pr = self._progress.get(message.src)
-        if self._role is not Role.LEADER or pr is None:
+        if self._role is not _LEADER or pr is None:
             return
         pr.recent_active = True
         if message.read_ctx:
@@ -757,13 +772,13 @@ class RaftNode:
                 self._send_append(message.src, pr, send_empty=False)
             return
         if pr.maybe_update(message.match_index):
-            snapshot_done = pr.state is ProgressState.SNAPSHOT and pr.match >= pr.pending_snapshot
-            if pr.state is ProgressState.PROBE or snapshot_done:
+            snapshot_done = pr.state is _SNAPSHOT and pr.match >= pr.pending_snapshot
+            if pr.state is _PROBE or snapshot_done:
                 pr.become_replicate()
             if self._maybe_commit():
                 self._broadcast_append()
             self._maybe_finish_transfer(message.src, pr)
-        elif pr.state is ProgressState.PROBE:
+        elif pr.state is _PROBE:
             pr.probe_sent = False  # a heartbeat came back: the probe may have been lost
         self._send_all_allowed(message.src, pr)
 
@@ -779,11 +794,11 @@ class RaftNode:
 
     def _on_snapshot_response(self, message: InstallSnapshotResponse) -> None:
         pr = self._progress.get(message.src)
-        if self._role is not Role.LEADER or pr is None:
+        if self._role is not _LEADER or pr is None:
             return
         pr.recent_active = True
         pr.maybe_update(message.last_index)
-        if pr.state is ProgressState.SNAPSHOT:
+        if pr.state is _SNAPSHOT:
             pr.become_probe()
         if self._maybe_commit():
             self._broadcast_append()
@@ -820,7 +835,7 @@ class RaftNode:
         return index
 
     def _check_can_propose(self) -> None:
-        if self._role is not Role.LEADER:
+        if self._role is not _LEADER:
             raise NotLeader(self._leader_id)
         if self._lead_transferee is not None:
             raise ProposalDropped(f"leader transfer to {self._lead_transferee} in progress")
@@ -851,7 +866,7 @@ class RaftNode:
 
     def transfer_leader(self, target: PeerId) -> None:
         """Hand leadership to ``target`` once its log is up to date (TimeoutNow)."""
-        if self._role is not Role.LEADER:
+        if self._role is not _LEADER:
             raise NotLeader(self._leader_id)
         if target == self._id:
             self._lead_transferee = None  # we are already the leader: cancel any transfer
@@ -872,7 +887,7 @@ class RaftNode:
 
     def read_index(self, request_ctx: bytes) -> None:
         """Ask for a linearizable read point; the answer is a ReadState in a later Ready."""
-        if self._role is not Role.LEADER:
+        if self._role is not _LEADER:
             raise NotLeader(self._leader_id)
         if len(self._reads) >= MAX_PENDING_READS:
             raise ProposalDropped("too many pending reads")
@@ -904,7 +919,7 @@ class RaftNode:
             return
         self._membership = after
         self._membership_history.append((entry.index, after))
-        if self._role is not Role.LEADER:
+        if self._role is not _LEADER:
             return
         if self._id not in after.voters:
             self._become_follower(self._term, None)  # we were removed: stop leading
@@ -961,7 +976,7 @@ class RaftNode:
             self._broadcast_heartbeat(self._reads.take_round())
         if self._broadcast_pending:
             self._broadcast_pending = False
-            if self._role is Role.LEADER:
+            if self._role is _LEADER:
                 for peer, pr in self._followers():
                     self._send_all_allowed(peer, pr)  # all proposals since the last Ready
         persisted = self._persisted_hard_state
@@ -971,12 +986,15 @@ class RaftNode:
         must_sync = bool(entries) or snapshot is not None or vote_changed
         # A new HardState only when a field differs (most Readys change none of them).
         changed = vote_changed or self._log.committed != persisted.commit
+        log = self._log
         ready = Ready(
             hard_state=self._hard_state() if changed else None,
             entries=entries,
             snapshot=snapshot,
             messages=tuple(self._outbox),
-            committed_entries=tuple(self._next_committed_entries()),
+            committed_entries=tuple(self._next_committed_entries())
+            if log.committed > log.applied
+            else (),
             read_states=tuple(self._read_states),
             must_sync=must_sync,
         )
@@ -1008,12 +1026,12 @@ class RaftNode:
         if ready.hard_state is not None:
             self._persisted_hard_state = ready.hard_state
         for entry in ready.committed_entries:
-            if entry.kind is EntryKind.CONF_CHANGE:
+            if entry.kind is _CONF_CHANGE:
                 self._apply_conf_change(entry)
         if ready.committed_entries:
             self._log.applied_to(ready.committed_entries[-1].index)
         own = self._progress.get(self._id)
-        if self._role is Role.LEADER and own is not None:
+        if self._role is _LEADER and own is not None:
             stable = LogIndex(min(self._log.unstable_offset - 1, self._log.last_index()))
             if own.maybe_update(stable) and self._maybe_commit():
                 self._broadcast_append()

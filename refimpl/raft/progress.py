@@ -29,6 +29,14 @@ class ProgressState(enum.Enum):
     SNAPSHOT = 3
 
 
+# Enum members compared on hot paths, bound once to module names: in Python 3.11 each
+# ``Enum.MEMBER`` is looked up through the enum's metaclass, several times slower than a global.
+_PROBE = ProgressState.PROBE
+_REPLICATE = ProgressState.REPLICATE
+_SNAPSHOT = ProgressState.SNAPSHOT
+_INDEX_0 = LogIndex(0)
+
+
 @dataclass(slots=True)
 class Progress:
     """The leader's view of one follower (mutable: owned by exactly one leader)."""
@@ -47,25 +55,25 @@ class Progress:
 
     def become_probe(self) -> None:
         """Back off to one message at a time, starting right after ``match``."""
-        if self.state is ProgressState.SNAPSHOT:
+        if self.state is _SNAPSHOT:
             self.next = LogIndex(max(self.match + 1, self.pending_snapshot + 1))
         else:
             self.next = LogIndex(self.match + 1)
-        self.state = ProgressState.PROBE
+        self.state = _PROBE
         self.probe_sent = False
-        self.pending_snapshot = LogIndex(0)
+        self.pending_snapshot = _INDEX_0
         self.inflight.clear()
 
     def become_replicate(self) -> None:
         """Stream entries after ``match``."""
-        self.state = ProgressState.REPLICATE
+        self.state = _REPLICATE
         self.next = LogIndex(self.match + 1)
         self.probe_sent = False
         self.inflight.clear()
 
     def become_snapshot(self, snapshot_index: LogIndex) -> None:
         """A snapshot ending at ``snapshot_index`` is being sent."""
-        self.state = ProgressState.SNAPSHOT
+        self.state = _SNAPSHOT
         self.pending_snapshot = snapshot_index
         self.snapshot_elapsed_ticks = 0
         self.probe_sent = False
@@ -88,7 +96,7 @@ class Progress:
         ``match_hint`` is the highest index that may still match (from the
         follower's hint). Returns False for a stale rejection (ignored).
         """
-        if self.state is ProgressState.REPLICATE:
+        if self.state is _REPLICATE:
             if rejected <= self.match:
                 return False  # answers a request older than what we know matched
             self.become_probe()
@@ -101,19 +109,19 @@ class Progress:
 
     def sent_entries(self, last_index: LogIndex, count: int) -> None:
         """Account for an AppendEntries carrying ``count`` entries ending at ``last_index``."""
-        if self.state is ProgressState.REPLICATE:
+        if self.state is _REPLICATE:
             if count > 0:
                 self.next = LogIndex(last_index + 1)
                 self.inflight.append(last_index)
-        elif self.state is ProgressState.PROBE:
+        elif self.state is _PROBE:
             self.probe_sent = True
 
     def is_paused(self, max_inflight: int) -> bool:
         """True when flow control forbids sending more entries now."""
         state = self.state  # (plain ifs: cheaper than a match, and this runs per message)
-        if state is ProgressState.REPLICATE:
+        if state is _REPLICATE:
             return len(self.inflight) >= max_inflight
-        if state is ProgressState.PROBE:
+        if state is _PROBE:
             return self.probe_sent
-        assert state is ProgressState.SNAPSHOT
+        assert state is _SNAPSHOT
         return True

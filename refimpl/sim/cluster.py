@@ -55,6 +55,14 @@ _TERM_0 = Term(0)
 _INDEX_0 = LogIndex(0)
 _TICK_0 = Tick(0)
 
+# Enum members compared on hot paths, bound once to module names: in Python 3.11 each
+# ``Enum.MEMBER`` is looked up through the enum's metaclass, several times slower than a global.
+_CONF_CHANGE = EntryKind.CONF_CHANGE
+_NOOP = EntryKind.NOOP
+_NORMAL = EntryKind.NORMAL
+_LEADER = Role.LEADER
+_QUEUED = SendOutcome.QUEUED
+
 
 class NodeDownError(Exception):
     """A request to a crashed node (definite: the node did nothing)."""
@@ -389,7 +397,7 @@ class SimCluster:
             return
         self.checker.on_send_all(node.id, messages, self._durable_view(node))
         send, transcript, now = self.network.send, self.transcript, self.now
-        intercept, queued = self.intercept, SendOutcome.QUEUED
+        intercept, queued = self.intercept, _QUEUED
         for m in messages:
             if intercept is not None and intercept(m):
                 self.held.append(m)
@@ -406,17 +414,17 @@ class SimCluster:
             if entry.index <= node.sm.applied_index:
                 continue  # already in the restored snapshot
             result: object = None
-            if entry.kind is EntryKind.NORMAL:
+            if entry.kind is _NORMAL:
                 result = node.sm.apply(entry.index, entry.data)
             else:
                 node.sm.skip(entry.index)
             self.checker.on_apply(node.id, entry)
-            if self.transcript.enabled and entry.kind is not EntryKind.NOOP:
+            if self.transcript.enabled and entry.kind is not _NOOP:
                 self.transcript.record(
                     self.now,
                     f"{peer_name(node.id)} apply {entry.index}/{entry.term} "
                     f"{_describe(entry.data, entry.kind)}"
-                    + (f" → {result!r}" if entry.kind is EntryKind.NORMAL else ""),
+                    + (f" → {result!r}" if entry.kind is _NORMAL else ""),
                 )
             for hook in self.apply_hooks:
                 hook(node.id, entry, result)
@@ -445,7 +453,7 @@ class SimCluster:
             )
             self.transcript.record(self.now, f"{peer_name(node.id)} {change}")
             self.role_changes.append(RoleChange(self.now, node.id, role, term))
-            if role is Role.LEADER:
+            if role is _LEADER:
                 snap = node.disk.visible.snapshot()
                 self.checker.on_become_leader(
                     node.id,
@@ -455,7 +463,7 @@ class SimCluster:
                 )
             node.role, node.term = role, term
         if raft.commit_index != node.commit:
-            if role is Role.LEADER:
+            if role is _LEADER:
                 self.transcript.record(self.now, f"{peer_name(node.id)} commit={raft.commit_index}")
             node.commit = raft.commit_index
 
@@ -561,7 +569,7 @@ class SimCluster:
             raft = node.raft
             if (
                 raft is not None
-                and raft.role is Role.LEADER
+                and raft.role is _LEADER
                 and (best is None or raft.term > best.term)
             ):
                 best = node
@@ -612,10 +620,10 @@ class SimCluster:
 
 
 def _describe(data: bytes, kind: EntryKind = EntryKind.NORMAL) -> str:
-    if kind is EntryKind.CONF_CHANGE:
+    if kind is _CONF_CHANGE:
         change = ConfChange.decode(data)
         return f"{change.kind.name} {peer_name(change.peer)}"
-    if kind is EntryKind.NOOP:
+    if kind is _NOOP:
         return "no-op"
     try:
         return str(Command.decode(data))

@@ -50,6 +50,7 @@ from refimpl.raft.messages import direct_init
 __all__ = ["DurableView", "InvariantViolationError", "RaftInvariants", "Violation"]
 _TICK_0 = Tick(0)
 _INDEX_0 = LogIndex(0)
+_TERM_0 = Term(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +157,7 @@ class RaftInvariants:
     # -- G3 ------------------------------------------------------------------------------
     def on_apply(self, node: PeerId, entry: Entry) -> None:
         """A node applied a committed entry."""
-        last = self._last_applied.get(node, LogIndex(0))
+        last = self._last_applied.get(node, _INDEX_0)
         if last and entry.index != last + 1:
             self.fail("G3", f"n{node} applied {entry.index} after {last}")
         self._last_applied[node] = entry.index
@@ -178,7 +179,7 @@ class RaftInvariants:
                 "G3",
                 f"n{node} restored snapshot {index}/{snap.meta.last_term}, applied term {seen[0]}",
             )
-        last = self._last_applied.get(node, LogIndex(0))
+        last = self._last_applied.get(node, _INDEX_0)
         if index < last:
             self.fail("G3", f"n{node} rolled back from applied {last} to snapshot {index}")
         self._last_applied[node] = index
@@ -230,7 +231,7 @@ class RaftInvariants:
         :meth:`on_send`.
         """
         durable_term = durable.hard_state.term
-        highest = Term(0)
+        highest = _TERM_0
         for m in messages:
             if type(m) is AppendEntries and m.term == durable_term:
                 highest = durable_term
@@ -240,7 +241,7 @@ class RaftInvariants:
             self._note_sent(node, highest)
 
     def _note_sent(self, node: PeerId, term: Term) -> None:
-        if term > self._max_sent_term.get(node, Term(0)):
+        if term > self._max_sent_term.get(node, _TERM_0):
             self._max_sent_term[node] = term
 
     def on_sync(self, node: PeerId, hs: HardState) -> None:
@@ -260,7 +261,7 @@ class RaftInvariants:
         self, node: PeerId, term: Term, applied: LogIndex, snapshot_index: LogIndex
     ) -> None:
         """A node restarted from its disk."""
-        sent = self._max_sent_term.get(node, Term(0))
+        sent = self._max_sent_term.get(node, _TERM_0)
         if term < sent:
             self.fail("G5", f"n{node} restarted at term {term} after sending term {sent}")
         if applied < snapshot_index:
