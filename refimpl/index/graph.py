@@ -21,7 +21,6 @@ for a whole batch of queries or base elements at once — each numpy call advanc
 member of the batch by one step — and must return the same answers.
 """
 
-import heapq
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -70,11 +69,18 @@ def search_layers(
     ``distances_to(ids)`` returns the query's distances to the rows ``ids`` (one numpy call).
     ``layers[0]`` is the bottom layer, ``layers[-1]`` the top, where the search starts at
     ``entry_point``. On each upper layer, descend greedily: move to the closest neighbour
-    while that is closer. On layer 0, beam search: a min-heap of candidates to expand, a
-    max-heap of the ``ef`` best found; stop when the nearest candidate is farther than the
-    worst found. Each round expands up to ``expand`` candidates (no farther than the worst
-    found) and scores their neighbours in one call; ``expand=1`` is the paper's loop.
-    Returns the found rows and their distances, nearest first.
+    while that is closer. On layer 0, beam search: keep the ``ef`` best elements found so far,
+    nearest first, each flagged once expanded; expand the nearest unexpanded one, let its
+    unvisited neighbours in when they beat the worst found, and stop when every element of
+    the beam is expanded. That is the paper's pair of heaps in one sorted array: its
+    candidate heap is the beam's unexpanded elements (a candidate pushed out of the beam is
+    farther than the worst found, where the paper stops anyway).
+
+    Each round expands up to ``expand`` unexpanded elements, nearest first, and scores all
+    their neighbours in one call; ``expand=1`` is the paper's loop. A larger ``expand`` does
+    a little more work (it may expand an element that one-at-a-time order would have pushed
+    out first) in far fewer numpy calls; the beam can only get better. Returns the found rows
+    and their distances, nearest first.
     """
     # [exercise: hnsw-layer-search] begin
     current = entry_point
@@ -86,7 +92,7 @@ def search_layers(
             if neighbours.size == 0:
                 break
             dists = distances_to(neighbours)
-            best = int(np.argmin(dists))
+            best = int(dists.argmin())
             if dists[best] >= current_dist:
                 break
             current, current_dist = int(neighbours[best]), float(dists[best])
@@ -94,39 +100,34 @@ def search_layers(
     visited = np.zeros(len(bottom) + 1, dtype=bool)
     visited[-1] = True  # the -1 padding slot
     visited[current] = True
-    candidates = [(current_dist, current)]
-    found = [(-current_dist, current)]
-    while candidates:
-        expanding: list[int] = []
-        while candidates and len(expanding) < expand and candidates[0][0] <= -found[0][0]:
-            expanding.append(heapq.heappop(candidates)[1])
-        if not expanding:
+    # The beam, nearest first: an expanded row is stored as ~row (negative), the flag for free.
+    found_dists = np.array([current_dist], dtype=np.float32)
+    found_rows = np.array([current], dtype=np.int64)
+    while True:
+        unexpanded = np.flatnonzero(found_rows >= 0)[:expand]
+        if unexpanded.size == 0:
             break
-        neighbours = bottom[expanding].ravel()
+        expanding = found_rows[unexpanded]
+        found_rows[unexpanded] = ~expanding
+        neighbours = bottom[expanding].ravel().astype(np.int64)
         neighbours = neighbours[~visited[neighbours]]
         if len(expanding) > 1:  # two blocks may share a neighbour: keep one copy
             neighbours.sort()
-            neighbours = neighbours[np.diff(neighbours, prepend=-1) != 0]
+            first = np.ones(len(neighbours), dtype=bool)
+            first[1:] = neighbours[1:] != neighbours[:-1]
+            neighbours = neighbours[first]
         if neighbours.size == 0:
             continue
         visited[neighbours] = True
         dists = distances_to(neighbours)
-        if len(found) == ef:  # only elements better than the worst found can enter
-            closer = dists < -found[0][0]
+        if len(found_dists) == ef:  # only elements better than the worst found can enter
+            closer = dists < found_dists[-1]
             neighbours, dists = neighbours[closer], dists[closer]
-        for d, e in zip(dists.tolist(), neighbours.tolist(), strict=True):
-            if len(found) < ef:
-                heapq.heappush(found, (-d, e))
-            elif d < -found[0][0]:
-                heapq.heapreplace(found, (-d, e))
-            else:
-                continue
-            heapq.heappush(candidates, (d, e))
-    found.sort(reverse=True)
-    return (
-        np.array([e for _, e in found], dtype=np.int64),
-        np.array([-d for d, _ in found], dtype=np.float32),
-    )
+        merged = np.concatenate((found_dists, dists))
+        order = merged.argsort(kind="stable")[:ef]
+        found_dists = merged[order]
+        found_rows = np.concatenate((found_rows, neighbours))[order]
+    return ~found_rows, found_dists
     # [exercise: hnsw-layer-search] end
 
 
@@ -212,8 +213,7 @@ def search_layer_lockstep(
     packed into one integer per slot (:func:`_encode`); each round expands the best
     unexpanded row of every unfinished query: one gather of all their neighbour blocks, one
     distance call for the neighbours not yet visited, one sort to merge. A query is finished
-    when its whole beam is expanded — the same stopping rule as the two heaps of
-    :func:`search_layers`. Returns ``(b, ef)`` rows and distances, nearest first
+    when its whole beam is expanded — the same stopping rule as :func:`search_layers`. Returns ``(b, ef)`` rows and distances, nearest first
     (``-1``/``inf`` where fewer were found).
 
     ``expand > 1`` expands up to that many of the best unexpanded rows per round: fewer,

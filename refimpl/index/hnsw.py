@@ -20,7 +20,8 @@ Rules:
 
 Theory of operation. Each layer is a fixed-width ``int32`` adjacency array (``-1`` padded), so
 a neighbour block is one slice and its distances one numpy call. One query at a time runs
-:func:`~refimpl.index.graph.search_layers` (two heaps, as in the paper); a batch of queries
+:func:`~refimpl.index.graph.search_layers` (one sorted beam, several expansions per numpy
+call); a batch of queries
 runs :func:`~refimpl.index.graph.search_layer_lockstep`, where every query advances one
 expansion per numpy call. Construction is batched: a batch of new elements searches the
 existing graph in lockstep (``ef = ef_construct``), adds the nearest other members of its own
@@ -67,8 +68,10 @@ from refimpl.index.store import VectorStore
 ProgressCallback = Callable[[int], None]
 """Called with the number of elements just inserted (e.g. ``tqdm.update``)."""
 
-SINGLE_QUERY_EXPAND = 8
-"""Candidates one query expands per round (see :func:`~refimpl.index.graph.search_layers`)."""
+SINGLE_QUERY_EXPAND = 32
+"""Fewest candidates one query expands per round (half of ``ef`` when that is more; see
+:func:`~refimpl.index.graph.search_layers`). Each round costs a dozen numpy calls whatever its
+size, so one query is fastest in few wide rounds: measured by ``bench/bench_index.py``."""
 
 _WORK_BUDGET = 1 << 26
 """Elements of the biggest temporary (a visited mask or a pair-distance block) per chunk."""
@@ -442,18 +445,22 @@ class HnswIndex:
         return max(self.config.ef_construct, self.store.n_rows // 4)
 
     def _graph_search(self, query: FloatArray, ef: int) -> tuple[IdArray, FloatArray]:
-        """One query: the paper's descent and beam search, with heaps."""
+        """One query: the paper's descent and beam search (one sorted beam, see
+        :func:`~refimpl.index.graph.search_layers`)."""
         vectors, sq, distance = self.store.vectors, self.store.sq_norms, self.store.distance
         negated = -query
 
-        def distances_to(rows: IdArray) -> FloatArray:
-            if distance.higher_is_better:  # the hot path: one gather, one product
-                dots: FloatArray = vectors[rows] @ negated
-                return dots
+        def negated_dots(rows: IdArray) -> FloatArray:  # the hot path: one gather, one product
+            dots: FloatArray = np.dot(vectors.take(rows, axis=0), negated)
+            return dots
+
+        def any_distance(rows: IdArray) -> FloatArray:
             return one_to_many(distance, query, vectors[rows], sq[rows])
 
+        distances_to = negated_dots if distance.higher_is_better else any_distance
         layers = self.layers[: self.top_level + 1]
-        return search_layers(distances_to, layers, self.entry_point, ef, SINGLE_QUERY_EXPAND)
+        expand = max(SINGLE_QUERY_EXPAND, ef // 2)
+        return search_layers(distances_to, layers, self.entry_point, ef, expand)
 
     def _graph_search_lockstep(self, queries: FloatArray, ef: int) -> tuple[IdArray, FloatArray]:
         """Many queries: greedy descent (a beam of 1) on the upper layers, then the beam of

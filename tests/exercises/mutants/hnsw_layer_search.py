@@ -17,22 +17,24 @@ MUTANTS = [
         "greedy-only",
         "never widens the beam: ef is ignored and only the best element is kept",
         replace=(
-            ("if len(found) < ef:", "if len(found) < 1:"),
-            ("if len(found) == ef:", "if len(found) == 1:"),
+            ('argsort(kind="stable")[:ef]', 'argsort(kind="stable")[:1]'),
+            ("if len(found_dists) == ef:", "if len(found_dists) == 1:"),
         ),
     ),
     Mutant(
         "farthest-first",
         "returns the found rows farthest first",
-        replace=(("found.sort(reverse=True)", "found.sort()"),),
+        replace=(
+            ("return ~found_rows, found_dists", "return ~found_rows[::-1], found_dists[::-1]"),
+        ),
     ),
     Mutant(
         "stop-at-best",
         "stops when the nearest candidate is farther than the best found, not the worst",
         replace=(
             (
-                "candidates[0][0] <= -found[0][0]:",
-                "candidates[0][0] <= min(-f for f, _ in found):",
+                "np.flatnonzero(found_rows >= 0)[:expand]",
+                "np.flatnonzero(found_rows[:1] >= 0)[:expand]",
             ),
         ),
     ),
