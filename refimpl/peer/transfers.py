@@ -26,7 +26,10 @@ Rules (spec "Cluster scaling", "Node Failure Recovery"; facts §4.4, §6):
   A Recovery target takes no writes from coordinators, so for the last two methods the source
   keeps the updates in its own WAL instead (Qdrant's QueueProxy): the base (snapshot, delta or
   stream) is "everything up to operation N of the source", and the source then **tails its
-  WAL** from N, sending every later operation in its order, until the transfer ends. Once
+  WAL** from N, sending every later operation in its order, until the transfer ends; while
+  the tail runs, an update applied at the source is acknowledged only once the tail has
+  delivered it (as a forwarded one would be), so a client's next write, which may reach the
+  target directly, never arrives before its previous one. Once
   caught up it proposes ``SetReplicaState(snapshot_applied)`` (Recovery -> Partial: from then
   on coordinators write to the target too) and waits until every reachable peer sees the
   target Partial, still tailing (an update a coordinator sent only to the source before it
@@ -152,6 +155,10 @@ class _Outgoing:
     """Set when the source applied an update (a WAL tail looks for it at once)."""
     sent_through: int = 0
     """The source's last operation a WAL tail has delivered to the target."""
+    tailing: bool = False
+    """A WAL tail runs: an update applied here is acknowledged only once it delivered it."""
+    progress: trio.Event = field(default_factory=trio.Event)
+    """Set (and replaced) each time the tail delivered more, and when it stops."""
 
 
 class ShardTransfers:
@@ -336,7 +343,7 @@ class ShardTransfers:
             await self._stream_pages(entry, shard)
         elif after is None:
             after = await self._send_snapshot(entry, shard)
-        entry.sent_through = after
+        entry.sent_through, entry.tailing = after, True
         try:
             async with trio.open_nursery() as nursery:
                 caught_up = trio.Event()
@@ -352,7 +359,17 @@ class ShardTransfers:
             while isinstance(first, BaseExceptionGroup):
                 first = first.exceptions[0]
             raise first from None
-        await self._flush_and_finish(entry, shard)
+        finally:
+            self._stop_tail(entry)
+        try:
+            await self._flush_and_finish(entry, shard)
+        finally:
+            self._stop_tail(entry)
+
+    @staticmethod
+    def _stop_tail(entry: _Outgoing) -> None:
+        entry.tailing = False
+        entry.progress.set()
 
     async def _delta_point(self, entry: _Outgoing, shard: LocalShard, answer: Any) -> int | None:
         """The source operation number after which the target needs everything, or None."""
@@ -415,6 +432,8 @@ class ShardTransfers:
                                          "incarnation": shard.incarnation,
                                          "shard_id": t.shard_id, "ops": ops})  # fmt: skip
             entry.sent_through = batch[-1].op_num
+            entry.progress.set()
+            entry.progress = trio.Event()
         return len(records)
 
     async def _flush_and_finish(self, entry: _Outgoing, shard: LocalShard) -> None:
@@ -472,6 +491,17 @@ class ShardTransfers:
                 if peer != self.peer.id:
                     nursery.start_soon(ask, peer)
 
+    async def _delivered(self, entry: _Outgoing) -> None:
+        """Wait until the WAL tail delivered every operation this replica has applied so far
+        (so one client's later write, sent to the target directly, cannot overtake its
+        earlier one still in the tail); at once if no tail runs."""
+        shard = self.shards.get(entry.collection, entry.transfer.shard_id)
+        if shard is None or shard.store is None:
+            return
+        wanted = shard.store.last_op_num
+        while entry.tailing and entry.sent_through < wanted:
+            await entry.progress.wait()
+
     async def _offload(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` in a worker thread, or inline where shard calls are (the simulation:
         a thread would let virtual time jump while it runs)."""
@@ -501,6 +531,7 @@ class ShardTransfers:
             return
         if entry.transfer.method is not TransferMethod.STREAM_RECORDS:
             entry.wake.set()
+            await self._delivered(entry)
             return
         if not entry.forwarding:
             return

@@ -12,6 +12,7 @@ G-4 (reads) is covered with the router's read tests; G-8 (snapshot recovery into
 covered by the ``snapshot`` transfer method below and tests/cluster/test_snapshots.py.
 """
 
+import base64
 import os
 import random
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -660,4 +661,49 @@ async def test_g9_two_followers_down_no_metadata_no_acked_writes_then_convergenc
         contents = [_content(p) for p in peers]
         assert contents[0] == contents[1] == contents[2]
         assert set(contents[0]) == set(range(50)) | {i for b in failed for i in b}
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_corrupted_snapshot_is_refused_and_the_next_attempt_completes(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``snapshot`` transfer whose archive is damaged on the way (one bit flipped in one
+    chunk): the target's checksums catch it, the replica is not replaced, the attempt fails,
+    and the next attempt ships a good archive; the target ends Active with the source's
+    points, never having been Active with the damaged one."""
+    monkeypatch.setattr(transfers, "CHUNK_BYTES", 4096)
+    async with trio.open_nursery() as nursery:
+        sim, peers = await _cluster(nursery, 3, rf=1, batches=30)
+        (source_id,) = _replicas(peers[0])
+        source = _by_id(peers, source_id)
+        target = next(p for p in peers if p is not source)
+        assert target.peer is not None
+        receive = target.peer.request_handlers["transfer_chunk"]
+        restores: list[bool] = []
+        restore = target.peer.request_handlers["transfer_restore"]
+
+        async def damage_once(body: dict[str, Any]) -> dict[str, Any]:
+            if body["offset"] == 8192 and not restores:
+                data = bytearray(base64.b64decode(body["data"]))
+                data[100] ^= 0x10
+                body = {**body, "data": base64.b64encode(bytes(data)).decode("ascii")}
+            return await receive(body)
+
+        async def spy_restore(body: dict[str, Any]) -> dict[str, Any]:
+            answer = await restore(body)
+            restores.append(answer["ok"])
+            return answer
+
+        target.peer.request_handlers["transfer_chunk"] = damage_once
+        target.peer.request_handlers["transfer_restore"] = spy_restore
+        seen = _watch_states(nursery, target, source)
+        t = ShardTransfer(ShardId(0), source.peer_id, target.peer_id, True,
+                          TransferMethod.SNAPSHOT)  # fmt: skip
+        assert source.peer is not None
+        assert await source.peer.propose(encode_operation(StartTransfer(NAME, t))) is True
+        await _settled(sim, peers)
+        assert restores == [False, True]
+        assert seen == [None, R, P, A]
+        assert _content(target) == _content(source)
+        assert len(_content(target)) == 300
         nursery.cancel_scope.cancel()
