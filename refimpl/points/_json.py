@@ -12,6 +12,7 @@ one :func:`json.loads` gives.
 """
 
 import json
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,13 +37,23 @@ def _may_hold_wide_int(raw: bytes) -> bool:
 
 
 def decode_json(raw: bytes) -> Any:
-    """``json.loads(raw)``, faster: the same value, or the same exception."""
+    """``json.loads(raw)``, faster: the same value, or the same exception — except that an
+    integer too long for Python to convert (over ``sys.get_int_max_str_digits()`` digits,
+    a bare ``ValueError`` from ``json.loads``) is a :class:`json.JSONDecodeError` too, so
+    every caller that handles malformed JSON handles it."""
     if not _may_hold_wide_int(raw):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass  # the standard library accepts it (NaN, a BOM, ...) or words the error
-    return json.loads(raw)
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise
+    except ValueError:
+        limit = sys.get_int_max_str_digits()
+        text = raw.decode("utf-8", "replace")
+        raise json.JSONDecodeError(f"a number has more than {limit} digits", text, 0) from None
 
 
 def kind(raw: object) -> str:

@@ -143,3 +143,23 @@ def test_random_bytes_raise_only_wire_error_from_decode_object(body: bytes) -> N
     WireError only."""
     with contextlib.suppress(WireError):
         assert isinstance(decode_object(body), dict)
+
+
+def test_an_integer_too_long_to_convert_is_a_wire_error() -> None:
+    """``json.loads`` raises a bare ValueError on an integer of over 4300 digits; from a peer's
+    bytes that must be a WireError (the connection is closed), never an escaping exception."""
+    for body in (
+        b'{"kind": ' + b"9" * 5000 + b"}",
+        b'{"type": "X", "fields": [' + b"1" * 4301 + b"]}",
+    ):
+        try:
+            decode_object(body)
+        except WireError as exc:
+            assert "digits" in str(exc)
+        else:
+            raise AssertionError("accepted")
+        try:
+            decode_message(body)
+        except WireError:
+            continue
+        raise AssertionError("accepted")

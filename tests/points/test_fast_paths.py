@@ -185,3 +185,17 @@ def test_a_big_batch_decoded_by_decode_json_is_the_exact_float32_block() -> None
 def test_int_components_are_still_numbers() -> None:
     op = parse_upsert(batch_of([[1, 2.5], [0, -3]]), 2)
     np.testing.assert_array_equal(op.vectors, np.array([[1, 2.5], [0, -3]], dtype=np.float32))
+
+
+def test_an_integer_too_long_to_convert_is_malformed_json() -> None:
+    """``json.loads`` raises a bare ValueError for an integer of more than 4300 digits (which
+    the REST layer would answer with a 500): decode_json makes it a JSONDecodeError."""
+    with pytest.raises(json.JSONDecodeError, match="a number has more than 4300 digits"):
+        decode_json(b'{"points": [{"id": ' + b"7" * 5000 + b"}]}")
+
+
+def test_a_huge_int_component_in_a_point_is_a_clear_error() -> None:
+    """10**400 fits no float: a 400, not an OverflowError (points form and batch form)."""
+    body = {"points": [{"id": 1, "vector": [0.5, 10**400]}]}
+    with pytest.raises(BadRequest, match=r"`points\[0\]\.vector\[1\]` is 1000"):
+        parse_upsert(body, 2)
