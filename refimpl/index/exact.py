@@ -124,7 +124,8 @@ def exact_search(
 def to_hits(store: VectorStore, rows: IdArray, internal: FloatArray) -> list[ScoredPoint]:
     """Turn one query's rows and internal distances into scored points."""
     scores = to_scores(store.distance, internal)
-    return [ScoredPoint(store.row_ids[int(r)], float(s)) for r, s in zip(rows, scores, strict=True)]
+    row_ids = store.row_ids
+    return [ScoredPoint(row_ids[r], s) for r, s in zip(rows.tolist(), scores.tolist(), strict=True)]
 
 
 class ExactIndex:

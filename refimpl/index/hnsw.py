@@ -32,6 +32,7 @@ graph (:data:`HnswConfig.build_batch_fraction`), so early elements, which shape 
 long links, are inserted almost one by one.
 """
 
+import functools
 import math
 import random
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -399,22 +400,35 @@ class HnswIndex:
         if exact or self.entry_point < 0 or self.uses_full_scan(count) or beam > self._widest():
             found, dists = exact_search(self.store, queries, k, rows)
             return [to_hits(self.store, r, d) for r, d in zip(found, dists, strict=True)]
-        mask = self.store.admissible_mask(allowed)
-        if len(queries) == 1:
-            graph_rows, graph_dists = (a[None, :] for a in self._graph_search(queries[0], beam))
+        mask = None if allowed is None else self.store.admissible_mask(allowed)
+        keep = functools.partial(self._keep_admissible, k=k, beam=beam, mask=mask, rows=rows)
+        if len(queries) == 1:  # one query: the single-query search, no lockstep machinery
+            return [keep(queries[0], self._graph_search(queries[0], beam))]
+        many_rows, many_dists = self._graph_search_lockstep(queries, beam)
+        return [keep(query, (many_rows[i], many_dists[i])) for i, query in enumerate(queries)]
+
+    def _keep_admissible(
+        self,
+        query: FloatArray,
+        hits: tuple[IdArray, FloatArray],
+        *,
+        k: int,
+        beam: int,
+        mask: npt.NDArray[np.bool_] | None,
+        rows: IdArray | None,
+    ) -> list[ScoredPoint]:
+        """The ``k`` best admissible ``hits`` (rows, ``-1`` padded, and distances) of one
+        query's beam; widen the search when it holds too few (``mask`` ``None``: no filter)."""
+        hit_rows, hit_dists = hits
+        admissible = ~self.store.deleted[hit_rows] if mask is None else mask[hit_rows]
+        keep = admissible & (hit_rows >= 0)
+        count = len(self.store) if rows is None else len(rows)
+        if np.count_nonzero(keep) < min(k, count):
+            full_mask = self.store.admissible_mask(None) if mask is None else mask
+            hit_rows, hit_dists = self._widen(query, k, beam, full_mask, rows)
         else:
-            graph_rows, graph_dists = self._graph_search_lockstep(queries, beam)
-        answers = []
-        for i, query in enumerate(queries):
-            hit_rows, hit_dists = graph_rows[i], graph_dists[i]
-            keep = hit_rows >= 0
-            keep[keep] = mask[hit_rows[keep]]
-            if keep.sum() < min(k, count):
-                hit_rows, hit_dists = self._widen(query, k, beam, mask, rows)
-            else:
-                hit_rows, hit_dists = hit_rows[keep][:k], hit_dists[keep][:k]
-            answers.append(to_hits(self.store, hit_rows, hit_dists))
-        return answers
+            hit_rows, hit_dists = hit_rows[keep][:k], hit_dists[keep][:k]
+        return to_hits(self.store, hit_rows, hit_dists)
 
     def uses_full_scan(self, count: int) -> bool:
         """True when ``count`` candidate points take less than ``full_scan_threshold_kb``
