@@ -55,6 +55,15 @@ CASES: list[Case] = [
     ("PUT", "/collections/c/points", {"batch": {"ids": [1, 2], "vectors": [GOOD]}}, ("",)),
     ("PUT", "/collections/c/points", b'{"points": [', ("json",)),
     ("PUT", "/collections/c/points", b"", ("",)),
+    # An integer of over 4300 digits (json.loads raises a bare ValueError) and a vector
+    # component no float can hold (math.isfinite overflows): both were 500s (issue 6).
+    ("PUT", "/collections/c/points", b'{"points": [{"id": ' + b"7" * 5000 + b"}]}", ("digits",)),
+    (
+        "PUT",
+        "/collections/c/points",
+        b'{"points": [{"id": 1, "vector": [0.1, 0.2, 0.3, 1' + b"0" * 400 + b"]}]}",
+        ("32-bit float",),
+    ),
     ("PUT", "/collections/c/points", [1, 2, 3], ("",)),
     ("PUT", "/collections/c/points?wait=perhaps", {"points": []}, ("wait",)),
     ("PUT", "/collections/missing/points", {"points": [{"id": 1, "vector": GOOD}]}, ("missing",)),
