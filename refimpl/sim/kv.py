@@ -26,6 +26,7 @@ __all__ = ["Command", "KvStateMachine"]
 _INDEX_0 = LogIndex(0)
 
 KvValue = str | None
+_GET, _PUT, _CAS = OpKind.GET, OpKind.PUT, OpKind.CAS
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 """What ``json.dumps(body, separators=(",", ":"))`` uses, built once instead of per call."""
 
@@ -105,18 +106,19 @@ class KvStateMachine:
         return result
 
     def _execute(self, op: KvOp) -> object:
-        current = self.data.get(op.key)
-        match op.kind:
-            case OpKind.PUT:
-                self.data[op.key] = _as_value(op.value)
-                return None
-            case OpKind.GET:
-                return current
-            case OpKind.CAS:
-                if current != op.expected:
-                    return False
-                self.data[op.key] = _as_value(op.value)
-                return True
+        # (``is`` against module names rather than ``match op.kind``: every replica runs this
+        # for every command, and each ``case OpKind.X`` is a slow enum lookup in Python 3.11)
+        current, kind = self.data.get(op.key), op.kind
+        if kind is _GET:
+            return current
+        if kind is _PUT:
+            self.data[op.key] = _as_value(op.value)
+            return None
+        assert kind is _CAS, kind
+        if current != op.expected:
+            return False
+        self.data[op.key] = _as_value(op.value)
+        return True
 
     def skip(self, index: LogIndex) -> None:
         """Advance past a committed entry that is not a command (no-op, conf change)."""
