@@ -18,6 +18,13 @@ Rules (spec "Sharding": each peer stores the shards placed on it; facts §2, §4
 * Calls into one store run one at a time (a ``trio.Lock`` per store) in a worker thread, so a
   slow HNSW insert does not stall the Raft ticks of this peer.
 
+* A replica the state no longer places here is *retired* at once: a call that was already
+  waiting for it still reads, but an update is refused (a ``StorageError``), so its
+  coordinator, seeing the replica set changed, sends it again to the current replicas instead
+  of having it applied to a store about to be deleted (the end of a move).
+* The target of a ``snapshot`` transfer replaces its store by the transferred checkpoint
+  (:meth:`LocalShard.restore`).
+
 Theory of operation: :meth:`reconcile` is synchronous (it runs inside the consensus loop, where
 opening or deleting a few directories is cheap); closing a store that may be in use is handed
 to a task that first takes the store's lock.
