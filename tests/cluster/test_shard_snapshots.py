@@ -1,0 +1,182 @@
+"""Shard snapshots with real peer processes, driven by the official client (facts §7.7, G-8).
+
+Two peers hold one shard (replication factor 2). A shard snapshot is made on peer 0 at T, the
+writes go on, and the snapshot is recovered into peer 1's replica: with priority ``replica``
+peer 1 ends equal to the Active source (writes after T kept), with ``snapshot`` both replicas
+end equal to the snapshot. The client's ``create_shard_snapshot``, ``list_shard_snapshots``,
+``recover_shard_snapshot`` and ``delete_shard_snapshot`` work against the server as against
+Qdrant; a 503 (no leader for a moment) is retried after its Retry-After, as a client would.
+"""
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+from refimpl.launcher import LocalCluster
+
+pytestmark = pytest.mark.cluster
+DIM = 4
+NAME = "shardsnap"
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    root: Path = tmp_path_factory.mktemp("shard-snapshots")
+    with LocalCluster(root, peers=2, tick_period_ms=50) as c:
+        c.start_first()
+        c.start_joiner(1)
+        c.wait_for_voters(2, timeout_s=60)
+        yield c
+
+
+def _retrying(call: Callable[[], T], attempts: int = 50) -> T:
+    """``call()``, again after Retry-After while the server answers 503."""
+    for _ in range(attempts - 1):
+        try:
+            return call()
+        except UnexpectedResponse as exc:
+            if exc.status_code != 503:
+                raise
+            time.sleep(float(exc.headers.get("retry-after", "1")))
+    return call()
+
+
+def _http(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """One request, repeated after Retry-After while it answers 503."""
+    response = httpx.request(method, url, timeout=60, **kwargs)
+    for _ in range(50):
+        if response.status_code != 503:
+            break
+        time.sleep(float(response.headers.get("retry-after", "1")))
+        response = httpx.request(method, url, timeout=60, **kwargs)
+    return response
+
+
+def _points(ids: range) -> list[models.PointStruct]:
+    return [models.PointStruct(id=i, vector=np.random.default_rng(i).normal(size=DIM).round(3)
+                               .tolist(), payload={"n": i}) for i in ids]  # fmt: skip
+
+
+def _local_count(url: str) -> int | None:
+    """Points in this peer's replica of shard 0 (None while it is not Active)."""
+    info = httpx.get(f"{url}/collections/{NAME}/cluster", timeout=10).json()["result"]
+    local = [s for s in info["local_shards"] if s["shard_id"] == 0 and s["state"] == "Active"]
+    return int(local[0]["points_count"]) if local else None
+
+
+def _settled(url: str) -> bool:
+    info = httpx.get(f"{url}/collections/{NAME}/cluster", timeout=10).json()["result"]
+    states = [s["state"] for s in info["local_shards"] + info["remote_shards"]]
+    return states == ["Active", "Active"] and not info["shard_transfers"]
+
+
+def _ids(qc: QdrantClient) -> list[int]:
+    points, _ = qc.scroll(NAME, limit=1000, consistency=models.ReadConsistencyType.ALL)
+    return sorted(int(p.id) for p in points)
+
+
+def _wait_until(predicate: Callable[[], bool], timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def clients(cluster: LocalCluster) -> Iterator[tuple[QdrantClient, QdrantClient]]:
+    """A fresh collection (1 shard on both peers, points 0..99) and a client per peer."""
+    qc0, qc1 = (QdrantClient(url=p.rest_url, timeout=60) for p in cluster.peers)
+    if qc0.collection_exists(NAME):
+        _retrying(lambda: qc0.delete_collection(NAME))
+        time.sleep(0.5)  # every peer applies the delete before the name is used again
+    _retrying(lambda: qc0.create_collection(
+        NAME, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.DOT),
+        shard_number=1, replication_factor=2))  # fmt: skip
+    assert _wait_until(lambda: _settled(cluster.peers[1].rest_url))
+    _retrying(lambda: qc0.upsert(NAME, _points(range(100)), wait=True))
+    for old in qc0.list_shard_snapshots(NAME, 0):  # kept from an earlier test's collection
+        assert qc0.delete_shard_snapshot(NAME, 0, old.name) is True
+    yield qc0, qc1
+    qc0.close()
+    qc1.close()
+
+
+def _snapshot_then_write(qc0: QdrantClient) -> models.SnapshotDescription:
+    made = _retrying(lambda: qc0.create_shard_snapshot(NAME, 0))
+    assert made is not None and made.name.startswith(f"{NAME}-shard-0-")
+    assert qc0.list_shard_snapshots(NAME, 0) == [made]
+    _retrying(lambda: qc0.upsert(NAME, _points(range(100, 140)), wait=True))
+    _retrying(lambda: qc0.delete(NAME, models.PointIdsList(points=list(range(10))), wait=True))
+    return made
+
+
+def test_replica_priority_catches_up_to_the_source(
+    cluster: LocalCluster, clients: tuple[QdrantClient, QdrantClient]
+) -> None:
+    """G-8 with ``replica``: peer 1 restores the older snapshot, then a sync transfer from
+    peer 0 brings it to peer 0's content (writes after T kept, deletes too)."""
+    qc0, qc1 = clients
+    url0, url1 = (p.rest_url for p in cluster.peers)
+    made = _snapshot_then_write(qc0)
+    location = f"{url0}/collections/{NAME}/shards/0/snapshots/{made.name}"
+    assert _retrying(lambda: qc1.recover_shard_snapshot(
+        NAME, 0, location=location, checksum=made.checksum,
+        priority=models.SnapshotPriority.REPLICA)) is True  # fmt: skip
+    assert _wait_until(lambda: _settled(url1) and _local_count(url1) == 130)
+    assert _local_count(url0) == 130
+    assert _ids(qc1) == list(range(10, 140))
+    assert _retrying(lambda: qc0.delete_shard_snapshot(NAME, 0, made.name)) is True
+    assert qc0.list_shard_snapshots(NAME, 0) == []
+
+
+def test_snapshot_priority_makes_the_snapshot_the_truth(
+    cluster: LocalCluster, clients: tuple[QdrantClient, QdrantClient]
+) -> None:
+    """G-8 with ``snapshot``: peer 1 holds exactly the snapshot when the call returns; peer 0
+    is marked Dead, re-syncs from it, and both end with the snapshot's 100 points."""
+    qc0, qc1 = clients
+    url0, url1 = (p.rest_url for p in cluster.peers)
+    made = _snapshot_then_write(qc0)
+    location = f"{url0}/collections/{NAME}/shards/0/snapshots/{made.name}"
+    assert _retrying(lambda: qc1.recover_shard_snapshot(
+        NAME, 0, location=location, priority=models.SnapshotPriority.SNAPSHOT)) is True  # fmt: skip
+    assert _local_count(url1) == 100
+    assert _wait_until(lambda: _settled(url0) and _local_count(url0) == 100)
+    assert _ids(qc0) == list(range(100))
+
+
+def test_upload_and_refusals(
+    cluster: LocalCluster, clients: tuple[QdrantClient, QdrantClient]
+) -> None:
+    """An upload with ``no_sync`` restores peer 1 only; bad input is a clear 4xx."""
+    qc0, _ = clients
+    url0, url1 = (p.rest_url for p in cluster.peers)
+    made = _snapshot_then_write(qc0)
+    base = f"/collections/{NAME}/shards/0/snapshots"
+    archive = httpx.get(f"{url0}{base}/{made.name}", timeout=60).content
+    files = {"snapshot": ("s.snapshot", archive, "application/octet-stream")}
+    answer = _http("POST", f"{url1}{base}/upload?priority=no_sync", files=files)
+    assert answer.status_code == 200 and answer.json()["result"] is True, answer.text
+    assert _local_count(url1) == 100 and _local_count(url0) == 130
+    corrupt = archive[: len(archive) // 2]
+    cases = [
+        ("POST", f"{base}/upload?priority=sideways", files, 400, "priority"),
+        ("POST", f"/collections/{NAME}/shards/7/snapshots/upload", files, 404, "no shard 7"),
+        ("POST", "/collections/missing/shards/0/snapshots/upload", files, 404, "doesn't exist"),
+        ("POST", f"{base}/upload", {"snapshot": ("s", corrupt)}, 400, "nothing changed"),
+    ]
+    for method, path, body, status, why in cases:
+        refused = _http(method, url1 + path, files=body)
+        assert refused.status_code == status, refused.text
+        assert why in refused.json()["status"]["error"]
+    assert _local_count(url1) == 100
