@@ -116,11 +116,16 @@ def pairwise_within(
     """Internal distances ``(b, w, w)`` between the vectors of each group ``gathered[i]``."""
     if distance is Distance.MANHATTAN:
         return f32(np.abs(gathered[:, :, None, :] - gathered[:, None, :, :]).sum(axis=3))
-    dots = gathered @ gathered.transpose(0, 2, 1)
+    # The block is big (b * w * w): every step works in place, one allocation in all.
+    dots: FloatArray = gathered @ gathered.transpose(0, 2, 1)
     if distance is Distance.EUCLID:
-        sq = gathered_sq
-        return np.maximum(sq[:, :, None] - 2.0 * dots + sq[:, None, :], 0.0)
-    return -dots
+        dots *= -2.0
+        dots += gathered_sq[:, :, None]
+        dots += gathered_sq[:, None, :]
+        np.maximum(dots, 0.0, out=dots)
+    else:
+        np.negative(dots, out=dots)
+    return dots
 
 
 def to_scores(distance: Distance, internal: FloatArray) -> FloatArray:
