@@ -127,6 +127,64 @@ def test_a_corrupt_snapshot_is_refused_and_changes_nothing(
     assert _ids(url0) == before
 
 
+def _retry_503(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """A request repeated after Retry-After while it answers 503, as a client does."""
+    response = httpx.request(method, url, timeout=60, **kwargs)
+    for _ in range(50):
+        if response.status_code != 503:
+            break
+        time.sleep(float(response.headers.get("retry-after", "1")))
+        response = httpx.request(method, url, timeout=60, **kwargs)
+    return response
+
+
+def test_replica_priority_and_upload(cluster: LocalCluster, tmp_path: Path) -> None:
+    """Facts §7.7: priority ``replica`` restores the snapshot, then syncs from the Active
+    replica, so later writes win; an upload (multipart field ``snapshot``) recovers like a
+    location does; an unknown priority is refused by name."""
+    url0, url1 = cluster.peers[0].rest_url, cluster.peers[1].rest_url
+    name = "snaprep"
+    body = {"vectors": {"size": DIM, "distance": "Cosine"}, "shard_number": 1,
+            "replication_factor": 2}  # fmt: skip
+    assert _retry_503("PUT", f"{url0}/collections/{name}", json=body).status_code == 200
+    _ok(url0, "PUT", f"/collections/{name}/points?wait=true", {"points": _points(range(50))})
+    made = _ok(url1, "POST", f"/collections/{name}/snapshots")
+    archive = _call(url1, "GET", f"/collections/{name}/snapshots/{made['name']}").content
+    _ok(url0, "PUT", f"/collections/{name}/points?wait=true", {"points": _points(range(50, 80))})
+
+    def ids(url: str) -> list[int]:
+        page = _ok(url, "POST", f"/collections/{name}/points/scroll?consistency=all",
+                   {"limit": 1000})  # fmt: skip
+        return sorted(p["id"] for p in page["points"])
+
+    def local_count(url: str) -> int | None:
+        info = _ok(url, "GET", f"/collections/{name}/cluster")
+        active = [s["points_count"] for s in info["local_shards"] if s["state"] == "Active"]
+        return active[0] if active else None
+
+    files = {"snapshot": ("s.snapshot", archive, "application/octet-stream")}
+    bad = _retry_503("POST", f"{url1}/collections/{name}/snapshots/upload?priority=x", files=files)
+    assert bad.status_code == 400 and "priority" in bad.json()["status"]["error"]
+    path = f"{url1}/collections/{name}/snapshots/upload?priority=replica"
+    answer = _retry_503("POST", path, files=files)
+    assert answer.status_code == 200, answer.text
+    assert _wait_until(lambda: local_count(url1) == 80 and _all_active_in(url1, name))
+    assert ids(url1) == list(range(80))
+    saved = tmp_path / "s.snapshot"
+    saved.write_bytes(archive)
+    recover = {"location": saved.as_uri(), "priority": "snapshot"}
+    answer = _retry_503("PUT", f"{url1}/collections/{name}/snapshots/recover", json=recover)
+    assert answer.status_code == 200, answer.text
+    assert local_count(url1) == 50
+    assert _wait_until(lambda: local_count(url0) == 50 and _all_active_in(url0, name))
+
+
+def _all_active_in(url: str, name: str) -> bool:
+    info = _ok(url, "GET", f"/collections/{name}/cluster")
+    states = [s["state"] for s in info["local_shards"] + info["remote_shards"]]
+    return bool(states) and set(states) == {"Active"} and not info["shard_transfers"]
+
+
 def test_a_shard_with_no_copy_left_is_recovered_from_a_snapshot(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
