@@ -87,6 +87,7 @@ from refimpl.storage import (
     ShardStore,
     Snapshot,
     SnapshotError,
+    StorageError,
     create_snapshot,
     parse_snapshot,
     snapshot_name,
@@ -304,7 +305,11 @@ async def restore_replica(
         started = ReplicaEvent.SNAPSHOT_RECOVERY_STARTED
         await propose_step(plane, SetReplicaState(name, shard_id, me, started, from_state=state))
         await _peers_see(plane, name, shard_id, ReplicaState.Recovery)
-    await shard.restore(files)
+    try:
+        await shard.restore(files)
+    except StorageError as exc:  # the archive was verified: this peer's disk failed
+        raise ApiError(500, f"Service internal error: restoring shard {shard_id} failed: {exc}; "
+                       "the replica stays in Recovery, repeat the recovery") from None  # fmt: skip
     if priority == "replica" and sources:
         handed = SetReplicaState(name, shard_id, me, ReplicaEvent.RECOVERY_FAILED,
                                  from_state=ReplicaState.Recovery)  # fmt: skip
