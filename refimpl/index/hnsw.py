@@ -75,7 +75,17 @@ SINGLE_QUERY_EXPAND = 32
 size, so one query is fastest in few wide rounds: measured by ``bench/bench_index.py``."""
 
 _WORK_BUDGET = 1 << 26
-"""Elements of the biggest temporary (a visited mask or a pair-distance block) per chunk."""
+"""Elements of a lockstep search's visited masks per chunk of queries."""
+
+_GATHER_ROWS = 2048
+"""Rows gathered at a time to score query-row pairs: a few hundred kilobytes, which the
+allocator hands back chunk after chunk; gathering ten thousand rows at once is several times
+slower (fresh memory, one page fault per page)."""
+
+_PAIR_BUDGET = 1 << 22
+"""Elements of a gathered-vectors or pair-distance block per chunk of base elements: small
+enough for the allocator to reuse the memory chunk after chunk (a fresh block of tens of
+megabytes costs a page fault per page) and for the heuristic's passes to find it in cache."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +258,15 @@ class HnswIndex:
         vectors, sq, distance = self.store.vectors, self.store.sq_norms, self.store.distance
 
         def pair_distances(which: IdArray, rows: IdArray) -> FloatArray:
-            return paired(distance, queries[which], vectors[rows], sq[rows])
+            if len(rows) <= _GATHER_ROWS:
+                return paired(
+                    distance, queries.take(which, axis=0), vectors.take(rows, axis=0), sq[rows]
+                )
+            out = np.empty(len(rows), dtype=np.float32)
+            for start in range(0, len(rows), _GATHER_ROWS):
+                part = slice(start, start + _GATHER_ROWS)
+                out[part] = pair_distances(which[part], rows[part])
+            return out
 
         return pair_distances
 
@@ -279,11 +297,11 @@ class HnswIndex:
         """The heuristic for many base elements, chunked to bound the pair-distance blocks."""
         out = np.full((len(candidates), m), -1, dtype=np.int64)
         width = candidates.shape[1]
-        chunk = max(1, _WORK_BUDGET // (width * max(width, self.dim)))
+        chunk = max(1, _PAIR_BUDGET // (width * max(width, self.dim)))
         for start in range(0, len(candidates), chunk):
             part = slice(start, start + chunk)
             ids = candidates[part]
-            gathered = self.store.vectors[ids]
+            gathered = self.store.vectors.take(ids, axis=0)
             pairs = pairwise_within(self.distance, gathered, self.store.sq_norms[ids])
             out[part] = select_neighbours_lockstep(ids, dists[part], pairs, m)
         return out
@@ -319,11 +337,11 @@ class HnswIndex:
     def _shrink(self, layer: int, targets: IdArray, pool: IdArray) -> None:
         """Rebuild the neighbour lists of ``targets`` from the candidate ``pool`` rows."""
         width = self._width(layer)
-        chunk = max(1, _WORK_BUDGET // (pool.shape[1] * max(pool.shape[1], self.dim)))
+        chunk = max(1, _PAIR_BUDGET // (pool.shape[1] * max(pool.shape[1], self.dim)))
         for start in range(0, len(targets), chunk):
             part = slice(start, start + chunk)
             ids = pool[part]
-            gathered, gathered_sq = self.store.vectors[ids], self.store.sq_norms[ids]
+            gathered, gathered_sq = self.store.vectors.take(ids, axis=0), self.store.sq_norms[ids]
             dists = rowwise(self.distance, self.store.vectors[targets[part]], gathered, gathered_sq)
             dists[ids < 0] = np.inf
             pairs = pairwise_within(self.distance, gathered, gathered_sq)
