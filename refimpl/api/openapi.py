@@ -127,6 +127,8 @@ SHARD_SNAPSHOT_PATHS: dict[str, dict[str, Any]] = {
         "get": _op("get_shard_snapshot", "Download a shard snapshot", _ANY, _SHARD, _SNAPSHOT),
         "delete": _op("delete_shard_snapshot", "Delete a shard snapshot", {"type": "boolean"},
                       _SHARD, _SNAPSHOT)},
+    "/collections/{name}/shards/{shard_id}/snapshot": {
+        "get": _op("stream_shard_snapshot", "A fresh shard snapshot, not kept", _ANY, _SHARD)},
 }  # fmt: skip
 
 

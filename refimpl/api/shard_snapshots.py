@@ -3,7 +3,8 @@
 Routes (``{base}`` is ``/collections/{name}/shards/{shard_id}/snapshots``):
 ``POST|GET {base}`` (create, list), ``GET|DELETE {base}/{snapshot_name}`` (download, delete),
 ``PUT {base}/recover`` (body ``{"location": "file:///…" | "http://…", "priority"?,
-"checksum"?}``) and ``POST {base}/upload?priority=&checksum=`` (multipart field ``snapshot``).
+"checksum"?}``), ``POST {base}/upload?priority=&checksum=`` (multipart field ``snapshot``) and
+``GET /collections/{name}/shards/{shard_id}/snapshot`` (a fresh archive, streamed, not kept).
 
 Rules:
 
@@ -29,15 +30,17 @@ without HTTP); the route handlers only read parameters, files and uploads.
 
 import hashlib
 import os
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import trio
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from refimpl.api.app import ApiContext, ApiError, _json_body, endpoint
+from refimpl.api.app import ApiContext, ApiError, _json_body, endpoint, error
 from refimpl.api.snapshots import (
     SUFFIX,
     _collection,
@@ -171,6 +174,23 @@ def _snapshot_path(request: Request, ctx: ApiContext) -> Path:
     return path
 
 
+def _stream_endpoint(ctx: ApiContext) -> Callable[[Request], Awaitable[Response]]:
+    """``GET …/shards/{shard_id}/snapshot``: a fresh snapshot of the replica, not kept."""
+
+    async def serve(request: Request) -> Response:
+        try:
+            plane = _plane(ctx)
+            name, shard_id = _shard_id(request, plane)
+            data = await shard_archive(plane, name, shard_id)
+        except ApiError as exc:
+            return error(exc.status_code, exc.message, 0.0)
+        file_name = shard_snapshot_name(name, shard_id, plane.peer.id, datetime.now(UTC))
+        headers = {"Content-Disposition": f'attachment; filename="{file_name}"'}
+        return Response(data, media_type="application/octet-stream", headers=headers)
+
+    return serve
+
+
 async def delete(request: Request, ctx: ApiContext) -> Any:
     """``DELETE …/shards/{shard_id}/snapshots/{snapshot_name}``."""
     path = _snapshot_path(request, ctx)
@@ -211,4 +231,5 @@ def shard_snapshot_routes(ctx: ApiContext) -> list[BaseRoute]:
         Route(base, endpoint(list_snapshots, ctx), methods=["GET"]),
         Route(base + "/{snapshot_name}", download_endpoint(_snapshot_path, ctx), methods=["GET"]),
         Route(base + "/{snapshot_name}", endpoint(delete, ctx), methods=["DELETE"]),
+        Route(base.removesuffix("s"), _stream_endpoint(ctx), methods=["GET"]),
     ]

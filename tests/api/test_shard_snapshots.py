@@ -24,6 +24,7 @@ from refimpl.peer.data_plane import attach_shards
 from refimpl.peer.harness import SimCluster, SimPeer
 from refimpl.peer.shards import LocalShards
 from refimpl.replication import ReplicaState
+from refimpl.storage import parse_snapshot
 
 DIM = 4
 NAME = "c"
@@ -121,7 +122,8 @@ async def test_create_list_download_delete_in_qdrants_shapes(
 ) -> None:
     """A shard snapshot is made where the shard has a replica: its name says collection,
     shard and peer; the download is the archive with the listed size and SHA-256; delete
-    removes it; the collection's own snapshot list does not show it."""
+    removes it; the collection's own snapshot list does not show it. ``GET …/snapshot``
+    streams a fresh archive of the shard without keeping it."""
     holder = _by_id(peers, _holders(peers[0], 1)[0])
     base = f"/collections/{NAME}/shards/1/snapshots"
     made = await call(holder, "POST", base)
@@ -137,6 +139,13 @@ async def test_create_list_download_delete_in_qdrants_shapes(
     assert hashlib.sha256(download.content).hexdigest() == made["checksum"]
     assert await call(holder, "DELETE", f"{base}/{made['name']}") is True
     assert await call(holder, "GET", base) == []
+    streamed = await request(holder, "GET", f"/collections/{NAME}/shards/1/snapshot")
+    assert streamed.status_code == 200, streamed.text
+    assert f"{NAME}-shard-1-{holder.peer_id}-" in streamed.headers["content-disposition"]
+    fresh = parse_snapshot(streamed.content)
+    assert sorted(fresh.shards) == [ShardId(1)]
+    assert fresh.manifest["shards"][0]["points"] == len(_local_ids(holder, 1))
+    assert await call(holder, "GET", base) == [], "a streamed snapshot is not kept"
     await refused(holder, "GET", f"{base}/{made['name']}", 404)
     await refused(holder, "DELETE", f"{base}/{made['name']}", 404)
 
