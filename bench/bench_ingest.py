@@ -14,8 +14,17 @@ or ``--quick`` (10 000 points). What it measures, in one run on one machine:
   ``--queries`` queries, with default parameters and with ``exact=true``;
 * **CPU per batch**: the CPU time (user + system) each side spends per batch of 256 points:
   this process for the in-process build, each peer process (from ``/proc``) for the REST
-  ingest. Unlike the rates it barely depends on what else the machine runs, and it tells the
+  ingest. It depends less on what else the machine runs than the rates do, and it tells the
   work (JSON, HTTP, p2p, validation) from the waiting (fsync: most of the in-process time).
+
+Where the REST time goes (issue 6, the peers sampled with py-spy during the ingest): the
+in-process build is mostly waiting on fsync (about 6 ms of CPU in a 20-40 ms batch), while the
+cluster spends several times that CPU per batch, spread thin: trio's scheduling and thread
+hand-offs about a third, HTTP (hypercorn and Starlette) an eighth, the JSON decode of the body
+a tenth (the standard library's ``json.loads`` was most of the cost before ``orjson``), serving
+and sending p2p requests (a new TCP connection for each) a seventh, validation and splitting a
+tenth, the shard stores' own work (the same as in-process) under a tenth, Raft ticks the rest.
+On a shared machine the rates swing with its load: compare medians of several runs.
 
 The collection uses Qdrant's default ``indexing_threshold`` (10 000 kB) unless
 ``--indexing-threshold`` says otherwise; at 128 dims that is 20 000 points per shard, so
