@@ -198,24 +198,44 @@ async def delete(request: Request, ctx: ApiContext) -> Any:
 
 
 async def _fetch(location: str) -> bytes:
+    """The archive at ``location``: a regular file on this peer or an http(s) download, at
+    most :data:`SNAPSHOT_BYTES_MAX` bytes (a device or a huge answer is refused unread)."""
     parsed = urlparse(location)
     if parsed.scheme == "file":
-        path = Path(unquote(parsed.path))
-        try:
-            return await trio.to_thread.run_sync(path.read_bytes)
-        except OSError as exc:
-            raise ApiError(400, f"Bad request: cannot read {location}: {exc.strerror}") from None
+        return await trio.to_thread.run_sync(_read_file, Path(unquote(parsed.path)), location)
     if parsed.scheme in ("http", "https"):
         try:
-            async with httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT_S) as client:
-                response = await client.get(location)
+            return await _download(location)
         except httpx.HTTPError as exc:
             raise ApiError(400, f"Bad request: cannot download {location}: {exc}") from None
+    raise ApiError(400, "Bad request: `location` must be a file:// path or an http(s) URL")
+
+
+def _read_file(path: Path, location: str) -> bytes:
+    try:
+        if not path.is_file():
+            raise ApiError(400, f"Bad request: cannot read {location}: not a regular file")
+        if path.stat().st_size > SNAPSHOT_BYTES_MAX:
+            raise ApiError(400, f"Bad request: {location} is too large for a snapshot")
+        return path.read_bytes()
+    except OSError as exc:
+        raise ApiError(400, f"Bad request: cannot read {location}: {exc.strerror}") from None
+
+
+async def _download(location: str) -> bytes:
+    data = bytearray()
+    async with (
+        httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT_S) as client,
+        client.stream("GET", location) as response,
+    ):
         if response.status_code != 200:
             raise ApiError(400, f"Bad request: downloading {location} answered "
                            f"{response.status_code}")  # fmt: skip
-        return response.content
-    raise ApiError(400, "Bad request: `location` must be a file:// path or an http(s) URL")
+        async for chunk in response.aiter_bytes():
+            data += chunk
+            if len(data) > SNAPSHOT_BYTES_MAX:
+                raise ApiError(400, f"Bad request: {location} is too large for a snapshot")
+    return bytes(data)
 
 
 def check_config(coll: Any, manifest: dict[str, Any]) -> None:

@@ -250,8 +250,9 @@ async def test_bad_requests_are_clear_4xx_and_change_nothing(
         second, "POST", base + up, 400, files={"other": ("x", b"1")}
     )
     assert "`snapshot`" in await refused(second, "POST", base + up, 400, json={"a": 1})
-    bad = {"location": "file:///nonexistent/x.snapshot"}
-    assert "cannot read" in await refused(second, "PUT", base + "/recover", 400, json=bad)
+    for where in ("file:///nonexistent/x.snapshot", "file:///dev/zero", "file:///"):
+        bad = {"location": where}
+        assert "cannot read" in await refused(second, "PUT", base + "/recover", 400, json=bad)
     assert "location" in await refused(
         second, "PUT", base + "/recover", 400, json={"priority": "snapshot"}
     )
