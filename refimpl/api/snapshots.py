@@ -432,6 +432,8 @@ async def uploaded(request: Request) -> bytes:
         if not isinstance(field, UploadFile):
             raise ApiError(400, "Bad request: upload the archive as the multipart file field "
                            "`snapshot`")  # fmt: skip
+        if field.size is not None and field.size > SNAPSHOT_BYTES_MAX:
+            raise ApiError(400, "Bad request: the uploaded snapshot is too large")
         return await field.read()
     finally:
         await form.close()
