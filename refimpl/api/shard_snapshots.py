@@ -50,6 +50,7 @@ from refimpl.api.snapshots import (
     _plane,
     active_replicas,
     check_config,
+    check_recoverable,
     download_endpoint,
     parse_priority,
     read_archive,
@@ -121,6 +122,7 @@ async def recover_shard(
         await recreate_replica(plane, name, shard_id, files)
         return True
     _local_shard(plane, name, shard_id)
+    check_recoverable(coll, [shard_id], plane.peer.id)
     await restore_replica(plane, name, shard_id, files, priority)
     return True
 

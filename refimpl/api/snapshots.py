@@ -95,7 +95,9 @@ from refimpl.storage import (
 
 __all__ = [
     "PRIORITIES",
+    "RECOVERABLE",
     "check_config",
+    "check_recoverable",
     "download_endpoint",
     "parse_priority",
     "read_archive",
@@ -262,6 +264,22 @@ def _check_fits(coll: Any, manifest: dict[str, Any], held: set[ShardId]) -> list
     return lost
 
 
+RECOVERABLE = frozenset({ReplicaState.Active, ReplicaState.Dead, ReplicaState.Recovery})
+"""States a replica may be recovered from a snapshot in (Recovery: a recovery to repeat)."""
+
+
+def check_recoverable(coll: Any, shard_ids: Any, me: PeerId) -> None:
+    """Refuse, before anything changes, a replica that is being created or in a transfer."""
+    for shard_id in sorted(shard_ids):
+        state = coll.replicas.get(shard_id, {}).get(me)
+        busy = any(t.shard_id == shard_id and me in (t.from_peer, t.to_peer)
+                   for t in coll.transfers)  # fmt: skip
+        if state is not None and (state not in RECOVERABLE or busy):
+            raise ApiError(400, f"Bad request: the replica of shard {shard_id} on peer {me} is "
+                           f"{state.value}{' and in a transfer' if busy else ''}; recover it "
+                           "once the transfer or its creation is over (or abort the transfer)")  # fmt: skip
+
+
 def active_replicas(coll: Any, shard_id: ShardId) -> list[PeerId]:
     """The peers whose replica of ``shard_id`` is Active, lowest id first."""
     replicas = coll.replicas.get(shard_id, {})
@@ -399,6 +417,7 @@ async def recover_collection(
     snapshot = await read_archive(data, checksum)
     local = {s.shard_id for s in plane.shards.of_collection(name)}
     lost = _check_fits(coll, snapshot.manifest, local)
+    check_recoverable(coll, snapshot.shards, plane.peer.id)
     for shard_id, files in sorted(snapshot.shards.items()):
         if shard_id in lost:
             await recreate_replica(plane, name, shard_id, files)

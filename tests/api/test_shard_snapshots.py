@@ -8,6 +8,7 @@ Starlette app. Routes: ``POST|GET …/shards/{shard_id}/snapshots``, ``GET|DELET
 
 import hashlib
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ import pytest
 import trio
 import trio.testing
 
-from refimpl.api.app import ApiContext, create_app
+from refimpl.api.app import ApiContext, ApiError, create_app
+from refimpl.api.snapshots import check_recoverable
+from refimpl.consensus import ShardTransfer
 from refimpl.ids import PeerId, ShardId
 from refimpl.peer import harness
 from refimpl.peer.data_plane import attach_shards
@@ -263,3 +266,27 @@ async def test_bad_requests_are_clear_4xx_and_change_nothing(
     assert "not a snapshot name" in await refused(first, "GET", base + "/x.tar", 400)
     assert _local_ids(second, 0) == before
     assert all(_all_active(p) for p in peers)
+
+
+async def test_a_replica_being_created_or_in_a_transfer_is_refused_before_any_change(
+    peers: list[SimPeer], autojump_clock: trio.testing.MockClock
+) -> None:
+    """Only Active, Dead and Recovery replicas (Recovery: a recovery to repeat) with no
+    transfer are recovered; anything else is refused with the state named."""
+    first, second = _holders(peers[0], 0)
+    assert peers[0].plane is not None
+    coll = peers[0].plane.collections.view.cluster.collections[NAME]
+    s0 = ShardId(0)
+    check_recoverable(coll, [s0], first)
+    for state in (ReplicaState.Dead, ReplicaState.Recovery):
+        replicas = {**coll.replicas, s0: {**coll.replicas[s0], first: state}}
+        check_recoverable(replace(coll, replicas=replicas), [s0], first)
+    for state in (ReplicaState.Partial, ReplicaState.Initializing):
+        replicas = {**coll.replicas, s0: {**coll.replicas[s0], first: state}}
+        with pytest.raises(ApiError, match=f"is {state.value}; recover it once"):
+            check_recoverable(replace(coll, replicas=replicas), [s0], first)
+    moving = replace(coll, transfers=(ShardTransfer(s0, first, PeerId(999), sync=True),))
+    with pytest.raises(ApiError, match="is Active and in a transfer"):
+        check_recoverable(moving, [s0], first)
+    check_recoverable(moving, [s0], second)  # not involved
+    check_recoverable(moving, [ShardId(1)], first)  # another shard
