@@ -17,8 +17,9 @@ Rules:
   shard's lock), so each shard in the archive is a consistent cut.
 * Recovery reads the whole archive and verifies it — checksums, manifest, ``checksum`` from
   the body if given — and checks that it fits (same vector size, distance and shard count,
-  every shard of the archive held by this peer, or lost everywhere) **before** touching
-  anything: a corrupt or unfitting archive is refused with 400 and the collection is unchanged.
+  every shard of the archive held by this peer, or lost everywhere; no local replica of them
+  being created, Partial or in a transfer) **before** touching anything: a corrupt or
+  unfitting archive is refused with 400 and the collection is unchanged.
 * A shard of the archive with no Active replica left anywhere and none on this peer (every
   copy was lost, e.g. its only peer was removed with ``force``) is re-created here: a replica
   in Recovery through consensus, filled from the archive, then Active.
