@@ -3,7 +3,8 @@
 Routes (``{base}`` is ``/collections/{name}/shards/{shard_id}/snapshots``):
 ``POST|GET {base}`` (create, list), ``GET|DELETE {base}/{snapshot_name}`` (download, delete),
 ``PUT {base}/recover`` (body ``{"location": "file:///…" | "http://…", "priority"?,
-"checksum"?}``), ``POST {base}/upload?priority=&checksum=`` (multipart field ``snapshot``) and
+"checksum"?, "api_key"?}``; the key is sent with a download),
+``POST {base}/upload?priority=&checksum=`` (multipart field ``snapshot``) and
 ``GET /collections/{name}/shards/{shard_id}/snapshot`` (a fresh archive, streamed, not kept).
 
 Rules:
@@ -209,7 +210,7 @@ async def recover(request: Request, ctx: ApiContext) -> Any:
     if not isinstance(body, dict) or not isinstance(body.get("location"), str):
         raise ApiError(400, 'Bad request: body must be {"location": "file:///…" or URL}')
     priority = parse_priority(body.get("priority"))
-    data = await _fetch(body["location"])
+    data = await _fetch(body["location"], body.get("api_key"))
     return await recover_shard(plane, name, shard_id, data, priority, checksum=body.get("checksum"))
 
 

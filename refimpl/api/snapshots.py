@@ -4,8 +4,9 @@ replica from a snapshot, which shard snapshots (:mod:`refimpl.api.shard_snapshot
 Routes: ``POST|GET /collections/{name}/snapshots`` (create, list),
 ``GET|DELETE /collections/{name}/snapshots/{snapshot_name}`` (download, delete),
 ``PUT /collections/{name}/snapshots/recover`` (body ``{"location": "file:///…" | "http://…",
-"checksum"?, "priority"?}``) and ``POST /collections/{name}/snapshots/upload?priority=&checksum=``
-(the archive as the multipart field ``snapshot``).
+"checksum"?, "priority"?, "api_key"?}``; the key is sent with a download) and
+``POST /collections/{name}/snapshots/upload?priority=&checksum=`` (the archive as the
+multipart field ``snapshot``).
 
 Rules:
 
@@ -200,15 +201,16 @@ async def delete(request: Request, ctx: ApiContext) -> Any:
     return True
 
 
-async def _fetch(location: str) -> bytes:
-    """The archive at ``location``: a regular file on this peer or an http(s) download, at
-    most :data:`SNAPSHOT_BYTES_MAX` bytes (a device or a huge answer is refused unread)."""
+async def _fetch(location: str, api_key: object = None) -> bytes:
+    """The archive at ``location``: a regular file on this peer or an http(s) download (with
+    ``api_key`` as its ``api-key`` header, for a peer that asks for one), at most
+    :data:`SNAPSHOT_BYTES_MAX` bytes (a device or a huge answer is refused unread)."""
     parsed = urlparse(location)
     if parsed.scheme == "file":
         return await trio.to_thread.run_sync(_read_file, Path(unquote(parsed.path)), location)
     if parsed.scheme in ("http", "https"):
         try:
-            return await _download(location)
+            return await _download(location, api_key)
         except httpx.HTTPError as exc:
             raise ApiError(400, f"Bad request: cannot download {location}: {exc}") from None
     raise ApiError(400, "Bad request: `location` must be a file:// path or an http(s) URL")
@@ -225,11 +227,14 @@ def _read_file(path: Path, location: str) -> bytes:
         raise ApiError(400, f"Bad request: cannot read {location}: {exc.strerror}") from None
 
 
-async def _download(location: str) -> bytes:
+async def _download(location: str, api_key: object) -> bytes:
+    if api_key is not None and not isinstance(api_key, str):
+        raise ApiError(400, "Bad request: `api_key` must be a string")
+    headers = {"api-key": api_key} if api_key else {}
     data = bytearray()
     async with (
         httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT_S) as client,
-        client.stream("GET", location) as response,
+        client.stream("GET", location, headers=headers) as response,
     ):
         if response.status_code != 200:
             raise ApiError(400, f"Bad request: downloading {location} answered "
@@ -276,9 +281,10 @@ def check_recoverable(coll: Any, shard_ids: Any, me: PeerId) -> None:
         busy = any(t.shard_id == shard_id and me in (t.from_peer, t.to_peer)
                    for t in coll.transfers)  # fmt: skip
         if state is not None and (state not in RECOVERABLE or busy):
+            also = " and in a transfer" if busy else ""
             raise ApiError(400, f"Bad request: the replica of shard {shard_id} on peer {me} is "
-                           f"{state.value}{' and in a transfer' if busy else ''}; recover it "
-                           "once the transfer or its creation is over (or abort the transfer)")  # fmt: skip
+                           f"{state.value}{also}; recover it once the transfer or its creation "
+                           "is over (or abort the transfer)")  # fmt: skip
 
 
 def active_replicas(coll: Any, shard_id: ShardId) -> list[PeerId]:
@@ -435,7 +441,7 @@ async def recover(request: Request, ctx: ApiContext) -> Any:
         raise ApiError(400, 'Bad request: body must be {"location": "file:///…" or URL}')
     priority = parse_priority(body.get("priority"))
     _collection(plane, name)
-    data = await _fetch(body["location"])
+    data = await _fetch(body["location"], body.get("api_key"))
     return await recover_collection(plane, name, data, priority, body.get("checksum"))
 
 

@@ -180,3 +180,33 @@ def test_upload_and_refusals(
         assert refused.status_code == status, refused.text
         assert why in refused.json()["status"]["error"]
     assert _local_count(url1) == 100
+
+
+def test_recovery_from_a_keyed_peer_sends_the_api_key(tmp_path: Path) -> None:
+    """With ``service.api_key`` set, the download route wants the key too: a recovery from
+    a URL passes the body's ``api_key`` on (facts §7.7), and without it the download's 401
+    is reported as a 400 that names the answer."""
+    key = "rest-key-4d2a"
+    env = {"QDRANT__SERVICE__API_KEY": key}
+    with LocalCluster(tmp_path, peers=1, tick_period_ms=50, extra_env=env) as c:
+        c.start_first()
+        c.wait_for_voters(1, timeout_s=60)
+        url = c.peers[0].rest_url
+        headers = {"api-key": key}
+        body = {"vectors": {"size": DIM, "distance": "Dot"}, "shard_number": 1}
+        assert (
+            _http("PUT", f"{url}/collections/{NAME}", json=body, headers=headers).status_code == 200
+        )
+        points = {"points": [p.model_dump() for p in _points(range(20))]}
+        _http("PUT", f"{url}/collections/{NAME}/points?wait=true", json=points, headers=headers)
+        base = f"{url}/collections/{NAME}/shards/0/snapshots"
+        made = _http("POST", base, headers=headers).json()["result"]
+        recover = {"location": f"{base}/{made['name']}"}
+        without = _http("PUT", f"{base}/recover", json=recover, headers=headers)
+        assert without.status_code == 400 and "answered 401" in without.json()["status"]["error"]
+        with_key = _http(
+            "PUT", f"{base}/recover", json={**recover, "api_key": key}, headers=headers
+        )
+        assert with_key.status_code == 200, with_key.text
+        count = _http("POST", f"{url}/collections/{NAME}/points/count", json={}, headers=headers)
+        assert count.json()["result"]["count"] == 20
