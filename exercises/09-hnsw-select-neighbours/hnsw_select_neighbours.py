@@ -179,9 +179,9 @@ def _encode(dists: FloatArray, rows: IdArray) -> IdArray:
     have their non-sign bits flipped); then 31 bits of row; the lowest bit is the *expanded*
     flag. One plain ``sort`` of these keys then merges beams without any index gathering.
     """
-    bits = dists.astype(np.float32).view(np.int32)
+    bits = np.asarray(dists, dtype=np.float32).view(np.int32)
     ordered = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))
-    return (ordered.astype(np.int64) << 32) | (rows.astype(np.int64) << 1)
+    return (ordered.astype(np.int64) << 32) | (np.asarray(rows, dtype=np.int64) << 1)
 
 
 def _decode(keys: IdArray) -> tuple[IdArray, FloatArray]:
