@@ -77,10 +77,9 @@ def search_layers(
     farther than the worst found, where the paper stops anyway).
 
     Each round expands up to ``expand`` unexpanded elements, nearest first, and scores all
-    their neighbours in one call; ``expand=1`` is the paper's loop. A larger ``expand`` does
-    a little more work (it may expand an element that one-at-a-time order would have pushed
-    out first) in far fewer numpy calls; the beam can only get better. Returns the found rows
-    and their distances, nearest first.
+    their neighbours in one call; ``expand=1`` is the paper's loop. More per round costs a few
+    distances (an element one-at-a-time order would have pushed out first may be expanded)
+    and saves many numpy calls. Returns the found rows and distances, nearest first.
     """
     # [exercise: hnsw-layer-search] begin
     current = entry_point
