@@ -142,6 +142,11 @@ def read_requirement(
                     f"read consistency factor cannot be less than 1, got {consistency}"
                 )
             requirement = ReadRequirement(min(consistency, total_replicas), ResolveCondition.ALL)
+        case _:  # an untyped caller's "all" (a str, not the enum member), None, 2.5, ...
+            raise InvalidReadConsistencyError(
+                f"unknown read consistency {consistency!r}: "
+                "use a positive integer, majority, quorum or all"
+            )
     if available_replicas < requirement.required:
         raise NotEnoughReplicasError(
             f"the read needs {requirement.required} replicas but only {available_replicas} "

@@ -63,6 +63,14 @@ def test_too_few_available_replicas_fail_the_read() -> None:
         read_requirement(0, 3, 3)
 
 
+@pytest.mark.parametrize("raw", ["all", None, 2.5])
+def test_an_unknown_consistency_value_is_refused_by_name(raw: object) -> None:
+    """An untyped caller's value that is not a level (the string "all" rather than the enum
+    member, None, a float) is a clear InvalidReadConsistencyError, not a crash."""
+    with pytest.raises(InvalidReadConsistencyError, match="unknown read consistency"):
+        read_requirement(raw, 3, 3)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
