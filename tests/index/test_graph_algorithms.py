@@ -1,6 +1,9 @@
 """The paper's Algorithm 4 (neighbour selection heuristic) and Algorithms 2/5 (layer search),
 and their lockstep twins, which must give the same answers (Malkov & Yashunin 2018)."""
 
+import heapq
+from collections.abc import Callable
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -125,3 +128,77 @@ def test_lockstep_search_equals_the_heap_search(n: int, ef: int, seed: int) -> N
         valid = got_ids[q] >= 0
         assert np.allclose(got_dists[q][valid], want_dists)
         assert set(got_ids[q][valid].tolist()) == set(want_ids.tolist())
+
+
+def _two_heap_search(
+    distances_to: Callable[[IdArray], FloatArray], adjacency: np.ndarray, entry: int, ef: int
+) -> dict[int, float]:
+    """The paper's Algorithm 2 as printed: a min-heap of candidates, a max-heap of the found."""
+    start = float(distances_to(np.array([entry]))[0])
+    visited, candidates, found = {entry}, [(start, entry)], [(-start, entry)]
+    while candidates:
+        dist, element = heapq.heappop(candidates)
+        if dist > -found[0][0]:
+            break
+        for neighbour in adjacency[element].tolist():
+            if neighbour < 0 or neighbour in visited:
+                continue
+            visited.add(neighbour)
+            d = float(distances_to(np.array([neighbour]))[0])
+            if len(found) < ef or d < -found[0][0]:
+                heapq.heappush(candidates, (d, neighbour))
+                heapq.heappush(found, (-d, neighbour))
+                if len(found) > ef:
+                    heapq.heappop(found)
+    return {e: -d for d, e in found}
+
+
+def _random_graph(n: int, seed: int) -> tuple[FloatArray, np.ndarray, FloatArray]:
+    rng = np.random.default_rng(seed)
+    points = rng.standard_normal((n, 4)).astype(np.float32)
+    adjacency = np.stack([rng.permutation(n)[:6] for _ in range(n)]).astype(np.int32)
+    adjacency[rng.random(adjacency.shape) < 0.2] = -1
+    return points, adjacency, rng.standard_normal(4).astype(np.float32)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(8, 80), st.integers(1, 16), st.integers(0, 2**32 - 1))
+def test_sorted_beam_equals_the_papers_two_heaps(n: int, ef: int, seed: int) -> None:
+    """With one expansion per round, the one-array beam visits and keeps exactly what the
+    paper's two heaps do (same rows, same distances, nearest first)."""
+    points, adjacency, query = _random_graph(n, seed)
+
+    def distances_to(rows: IdArray) -> FloatArray:
+        return f32(((points[rows] - query) ** 2).sum(axis=1))
+
+    entry = seed % n
+    want = _two_heap_search(distances_to, adjacency, entry, ef)
+    rows, dists = search_layers(distances_to, [adjacency], entry, ef, expand=1)
+    assert set(rows.tolist()) == set(want)
+    assert np.allclose(dists, [want[r] for r in rows.tolist()])
+    assert np.all(np.diff(dists) >= 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(8, 80), st.integers(1, 16), st.sampled_from([2, 8, 64]), st.integers(0, 2**32 - 1)
+)
+def test_wide_rounds_return_a_valid_beam(n: int, ef: int, expand: int, seed: int) -> None:
+    """Expanding several elements per round still returns distinct rows, nearest first, with
+    their true distances; and when the beam can hold every element it finds all it reaches."""
+    points, adjacency, query = _random_graph(n, seed)
+    scored: list[int] = []
+
+    def distances_to(rows: IdArray) -> FloatArray:
+        scored.extend(rows.tolist())
+        return f32(((points[rows] - query) ** 2).sum(axis=1))
+
+    entry = seed % n
+    rows, dists = search_layers(distances_to, [adjacency], entry, ef, expand=expand)
+    assert len(set(rows.tolist())) == len(rows) <= ef
+    assert len(scored) == len(set(scored))  # nothing is scored twice
+    assert np.allclose(dists, ((points[rows] - query) ** 2).sum(axis=1))
+    assert np.all(np.diff(dists) >= 0)
+    everything, _ = search_layers(distances_to, [adjacency], entry, n, expand=expand)
+    reachable = _two_heap_search(distances_to, adjacency, entry, n)
+    assert set(everything.tolist()) == set(reachable)
