@@ -8,8 +8,11 @@ files survive, as on a real disk) or an injected failure of one peer's ``shard_u
 handler: the peer stays in consensus but its replica fails every write, as a replica with a
 broken disk would (G-1 suggests "inject a transient error").
 
-G-4 (reads) is covered with the router's read tests; G-8 (snapshot recovery into a replica) is
-covered by the ``snapshot`` transfer method below and tests/cluster/test_snapshots.py.
+G-4 (reads) is in tests/peer/test_sim_reads.py and G-8 (recovering a replica from an uploaded
+shard snapshot) in tests/peer/test_sim_shard_snapshots.py. Here, besides the scenarios, each
+transfer method (``stream_records``, ``snapshot``, ``wal_delta``) runs G-6 and G-7, the WAL
+delta falls back to streaming when the source's WAL was compacted, and a damaged snapshot
+archive is caught by its checksums and sent again.
 """
 
 import base64
