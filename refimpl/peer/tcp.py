@@ -4,7 +4,27 @@ Rules:
 
 * Connections are one-way for Raft traffic: each peer keeps one outbound connection per
   destination URI and only writes RAFT frames to it; the other side answers on *its* outbound
-  connection. A REQUEST opens a fresh connection and reads exactly one RESPONSE back.
+  connection.
+* Requests (REQUEST frame out, one RESPONSE back) go over a small pool of persistent
+  connections per destination, separate from the Raft one. A pooled connection carries **one
+  request at a time**: it is taken from the pool, the request written, the response read, and
+  only then given back. That is simpler to get right than multiplexing by request id — no
+  demultiplexer task, no table of waiters, and the server stays a plain read-answer loop —
+  and at most ``pool_limit`` requests per destination are in flight at once (further callers
+  wait for a slot, inside their own timeout). Opening a pooled connection includes the
+  handshake, so a secret is proved once per connection, not once per request.
+* A connection whose request did not finish cleanly (timeout, cancellation, reset, a bad frame)
+  is closed, never given back: a late RESPONSE on it would otherwise be read as the answer to
+  the next request. The failed request raises :class:`TransportError`; the next one opens a
+  fresh connection (callers retry with their own backoff; the Raft sender keeps its backoff).
+* Before an idle connection is reused it is checked for readability: an idle connection has
+  nothing to say, so readable means the other side closed it (a peer that restarted, a new
+  incarnation on the same address) or sent garbage; it is dropped and counted as stale, and
+  the request goes to another or a fresh connection. Idle connections older than
+  ``idle_timeout_s`` are closed (by a reaper task and on every take); at most ``pool_limit``
+  are kept per destination; ``forget`` closes a destination's pool.
+  :meth:`TcpTransport.request_pool_stats` counts opened, reused, stale, idle-closed and broken
+  connections.
 * Each destination has a bounded queue (``queue_limit`` messages, 128 as in Qdrant). When it is
   full the message is dropped and counted ("send queue full"); Raft resends what matters.
 * A connection that fails is retried with exponential backoff (``backoff_min_s`` doubling up to
@@ -20,7 +40,9 @@ one sender task per destination drains that destination's queue. URIs look like 
 """
 
 import logging
+import select
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +65,42 @@ __all__ = ["TcpTransport", "parse_uri"]
 log = logging.getLogger("refimpl.peer.tcp")
 
 RECEIVE_CHUNK_BYTES = 64 * 1024
+POOL_LIMIT = 8
+"""Persistent request connections per destination (and requests in flight to it) at most."""
+IDLE_TIMEOUT_S = 30.0
+"""A pooled connection unused this long is closed."""
+
+
+@dataclass(slots=True)
+class _Connection:
+    """One pooled request connection: its stream, its decoder, and when it was last given back."""
+
+    stream: trio.SocketStream
+    decoder: FrameDecoder
+    idle_since: float = 0.0
+
+
+@dataclass(slots=True)
+class _Pool:
+    """The request connections to one destination: the idle ones (most recent last) and the
+    slots bounding how many requests are in flight."""
+
+    slots: trio.Semaphore
+    idle: list[_Connection] = field(default_factory=list)
+
+
+def _has_pending_input(stream: trio.SocketStream) -> bool:
+    """True if the socket is readable now (EOF, a reset or unexpected bytes on an idle one)."""
+    try:
+        readable, _, _ = select.select([stream.socket.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True  # closed under us: as good as stale
+    return bool(readable)
+
+
+def _close_now(connection: _Connection) -> None:
+    """Close an idle connection synchronously (nobody is waiting on it)."""
+    connection.stream.socket.close()
 
 
 def parse_uri(uri: str) -> tuple[str, int]:
@@ -70,8 +128,15 @@ class TcpTransport:
         *,
         secret: bytes | None = None,
         handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
+        pool_limit: int = POOL_LIMIT,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
     ) -> None:
         assert queue_limit > 0 and 0 < backoff_min_s <= backoff_max_s
+        assert pool_limit > 0 and idle_timeout_s > 0
+        self._pool_limit = pool_limit
+        self._idle_timeout_s = idle_timeout_s
+        self._pools: dict[str, _Pool] = {}
+        self._pool_stats = dict.fromkeys(("opened", "reused", "stale", "idle_closed", "broken"), 0)
         self._queue_limit = queue_limit
         self._connect_timeout_s = connect_timeout_s
         self._backoff = (backoff_min_s, backoff_max_s)
@@ -92,6 +157,18 @@ class TcpTransport:
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen on ``host:port`` and run the senders; reports the bound port when started."""
+        try:
+            await self._serve(handler, host, port, task_status)
+        finally:
+            self._nursery = None
+            for pool in self._pools.values():
+                for connection in pool.idle:
+                    _close_now(connection)
+            self._pools.clear()
+
+    async def _serve(
+        self, handler: InboundHandler, host: str, port: int, task_status: trio.TaskStatus[int]
+    ) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             listeners = await trio.open_tcp_listeners(port, host=host)
@@ -99,6 +176,7 @@ class TcpTransport:
             secured = " (peers must prove the cluster secret)" if self._secret else ""
             log.info("p2p listening on %s:%d%s", host, bound, secured)
             await nursery.start(trio.serve_listeners, self._connection_handler(handler), listeners)
+            nursery.start_soon(self._reap_idle)
             task_status.started(bound)
 
     # -------------------------------------------------------------- sending
@@ -124,6 +202,9 @@ class TcpTransport:
         if queue is not None:
             queue.close()
         self._failures.forget(uri)
+        pool = self._pools.pop(uri, None)
+        for connection in pool.idle if pool is not None else ():
+            _close_now(connection)
 
     async def _run_sender(
         self,
@@ -156,26 +237,103 @@ class TcpTransport:
                         self._failures.record(uri, f"send failed: {exc or type(exc).__name__}")
 
     async def request(self, uri: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Open a connection, send one REQUEST, return the RESPONSE body."""
+        """Send one REQUEST over a pooled connection to ``uri`` and return the RESPONSE body."""
         try:
-            host, port = parse_uri(uri)
+            frame = encode_frame(FrameType.REQUEST, encode_object(body))
             with trio.fail_after(timeout_s):
-                stream = await trio.open_tcp_stream(host, port)
-                await authenticate(stream, self._secret, uri, self._handshake_timeout_s)
-                async with stream:
-                    await stream.send_all(encode_frame(FrameType.REQUEST, encode_object(body)))
-                    decoder = FrameDecoder(self._max_body_bytes)
-                    while True:
-                        data = await stream.receive_some(RECEIVE_CHUNK_BYTES)
-                        if not data:
-                            raise TransportError(f"{uri} closed the connection without answering")
-                        for frame in decoder.feed(data):
-                            if frame.type == FrameType.RESPONSE:
-                                return decode_object(frame.body)
+                pool = self._pool_for(uri)
+                async with pool.slots:
+                    connection = self._take_idle(pool) or await self._open(uri)
+                    try:
+                        answer = await self._exchange(connection, frame, uri)
+                    except BaseException:
+                        self._pool_stats["broken"] += 1
+                        await trio.aclose_forcefully(connection.stream)
+                        raise
+                    self._give_back(uri, pool, connection)
+                    return answer
         except trio.TooSlowError:
             raise TransportError(f"no answer from {uri} within {timeout_s:g} s") from None
         except (OSError, ValueError, trio.BrokenResourceError, FrameError, WireError) as exc:
             raise TransportError(f"request to {uri} failed: {exc}") from None
+
+    def _pool_for(self, uri: str) -> _Pool:
+        pool = self._pools.get(uri)
+        if pool is None:
+            pool = self._pools[uri] = _Pool(trio.Semaphore(self._pool_limit))
+        return pool
+
+    def _take_idle(self, pool: _Pool) -> _Connection | None:
+        """The most recently used live idle connection, closing the stale and expired ones."""
+        now = trio.current_time()
+        while pool.idle:
+            connection = pool.idle.pop()
+            if now - connection.idle_since > self._idle_timeout_s:
+                self._pool_stats["idle_closed"] += 1
+            elif _has_pending_input(connection.stream):
+                self._pool_stats["stale"] += 1
+            else:
+                self._pool_stats["reused"] += 1
+                return connection
+            _close_now(connection)
+        return None
+
+    async def _open(self, uri: str) -> _Connection:
+        """A fresh connection to ``uri``, past the handshake (the caller's deadline applies)."""
+        host, port = parse_uri(uri)
+        stream = await trio.open_tcp_stream(host, port)
+        await authenticate(stream, self._secret, uri, self._handshake_timeout_s)
+        self._pool_stats["opened"] += 1
+        return _Connection(stream, FrameDecoder(self._max_body_bytes))
+
+    async def _exchange(self, connection: _Connection, frame: bytes, uri: str) -> dict[str, Any]:
+        """Write one request and read its one response (nothing else may arrive)."""
+        await connection.stream.send_all(frame)
+        while True:
+            data = await connection.stream.receive_some(RECEIVE_CHUNK_BYTES)
+            if not data:
+                raise TransportError(f"{uri} closed the connection without answering")
+            # A secured peer we reach without a secret challenges first, then answers our
+            # REQUEST with a RESPONSE saying a secret is required: skip the challenge.
+            frames = [f for f in connection.decoder.feed(data) if f.type != FrameType.HANDSHAKE]
+            if not frames:
+                continue
+            if len(frames) > 1 or frames[0].type != FrameType.RESPONSE:
+                raise WireError(f"{uri} sent something other than one RESPONSE")
+            if connection.decoder.buffered_bytes:
+                raise WireError(f"{uri} sent bytes after its RESPONSE")
+            return decode_object(frames[0].body)
+
+    def _give_back(self, uri: str, pool: _Pool, connection: _Connection) -> None:
+        """Return a connection that finished its request cleanly to the pool (or close it)."""
+        if (
+            self._nursery is None  # not running: nothing would ever close an idle connection
+            or self._pools.get(uri) is not pool  # forgotten or reaped meanwhile
+            or len(pool.idle) >= self._pool_limit
+        ):
+            _close_now(connection)
+            return
+        connection.idle_since = trio.current_time()
+        pool.idle.append(connection)
+
+    async def _reap_idle(self) -> None:
+        """Close connections idle past the timeout; drop pools with nothing in them."""
+        while True:
+            await trio.sleep(self._idle_timeout_s / 2)
+            now = trio.current_time()
+            for uri, pool in list(self._pools.items()):
+                expired = [c for c in pool.idle if now - c.idle_since > self._idle_timeout_s]
+                pool.idle[:] = [c for c in pool.idle if now - c.idle_since <= self._idle_timeout_s]
+                for connection in expired:
+                    self._pool_stats["idle_closed"] += 1
+                    _close_now(connection)
+                if not pool.idle and pool.slots.value == self._pool_limit:
+                    del self._pools[uri]
+
+    def request_pool_stats(self) -> Mapping[str, int]:
+        """Request connections: ``opened``, ``reused``, dropped as ``stale`` (closed by the
+        other side while idle), ``idle_closed`` (timeout) and ``broken`` (a request failed)."""
+        return dict(self._pool_stats)
 
     def send_failures(self) -> Mapping[str, SendFailure]:
         """Per-URI failure counters."""

@@ -293,3 +293,29 @@ def test_any_answer_fails_the_connector_only_with_a_handshake_error(sent: bytes)
 
     raised = trio.run(_exchange, prove, sent)
     assert isinstance(raised, HandshakeError), raised
+
+
+async def test_the_handshake_happens_once_per_pooled_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Many requests over a secured pooled connection: one challenge accepted, not one each."""
+    from refimpl.peer import tcp
+
+    accepted: list[int] = []
+    real_accept = accept_peer
+
+    async def counting_accept(stream: trio.abc.Stream, secret: bytes, timeout_s: float) -> None:
+        await real_accept(stream, secret, timeout_s)
+        accepted.append(1)
+
+    monkeypatch.setattr(tcp, "accept_peer", counting_accept)
+    async with trio.open_nursery() as nursery:
+        receiver = Recorder()
+        uri = await start(nursery, TcpTransport(secret=SECRET), receiver)
+        client = TcpTransport(secret=SECRET)
+        await start(nursery, client, Recorder())
+        for n in range(10):
+            assert (await client.request(uri, {"n": n}, timeout_s=5))["echo"] == {"n": n}
+        assert len(accepted) == 1 and len(receiver.requests) == 10
+        assert client.request_pool_stats()["opened"] == 1
+        nursery.cancel_scope.cancel()

@@ -7,7 +7,7 @@ import trio
 
 from refimpl.ids import PeerId, Term
 from refimpl.launcher import free_port
-from refimpl.peer.frames import FrameType, encode_frame
+from refimpl.peer.frames import FrameDecoder, FrameType, encode_frame
 from refimpl.peer.tcp import TcpTransport, parse_uri
 from refimpl.peer.transport import TransportError
 from refimpl.raft import Message, TimeoutNow
@@ -124,4 +124,136 @@ async def test_forgetting_a_peer_stops_its_sender_and_clears_its_counters() -> N
         client.forget(dead)
         await trio.sleep(0.1)  # a sender still running would record new failures
         assert dead not in client.send_failures()
+        nursery.cancel_scope.cancel()
+
+
+# ---------------------------------------------------------------- pooled request connections
+
+
+async def test_requests_reuse_one_persistent_connection() -> None:
+    """Sequential requests to one peer share one connection; the server serves them all on it."""
+    async with trio.open_nursery() as nursery:
+        uri = await start(nursery, TcpTransport(), Recorder())
+        client = TcpTransport()
+        await start(nursery, client, Recorder())
+        for n in range(20):
+            assert (await client.request(uri, {"n": n}, timeout_s=5))["echo"] == {"n": n}
+        stats = client.request_pool_stats()
+        assert stats["opened"] == 1 and stats["reused"] == 19 and stats["broken"] == 0
+        nursery.cancel_scope.cancel()
+
+
+class SlowRecorder(Recorder):
+    async def handle_request(self, body: dict[str, Any], remote_host: str) -> dict[str, Any]:
+        await trio.sleep(0.05)
+        return {"echo": body, "from": remote_host}
+
+
+async def test_concurrent_requests_are_bounded_by_the_pool_and_get_their_own_answers() -> None:
+    """More concurrent callers than the pool limit wait for a slot; each gets its own answer."""
+    answers: dict[int, Any] = {}
+
+    async def ask(client: TcpTransport, uri: str, n: int) -> None:
+        answers[n] = (await client.request(uri, {"n": n}, timeout_s=10))["echo"]
+
+    async with trio.open_nursery() as nursery:
+        uri = await start(nursery, TcpTransport(), SlowRecorder())
+        client = TcpTransport(pool_limit=3)
+        await start(nursery, client, Recorder())
+        async with trio.open_nursery() as callers:
+            for n in range(12):
+                callers.start_soon(ask, client, uri, n)
+        assert answers == {n: {"n": n} for n in range(12)}
+        stats = client.request_pool_stats()
+        assert stats["opened"] == 3 and stats["reused"] == 9
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_connection_dropped_mid_request_fails_it_and_the_next_one_reconnects() -> None:
+    """The server closes the connection before answering: TransportError, then a fresh one."""
+    accepted: list[int] = []
+
+    async def serve(stream: trio.SocketStream) -> None:
+        accepted.append(1)
+        decoder = FrameDecoder()
+        async with stream:
+            while data := await stream.receive_some(4096):
+                for frame in decoder.feed(data):
+                    if len(accepted) == 1:
+                        return  # the first connection dies with the request unanswered
+                    await stream.send_all(encode_frame(FrameType.RESPONSE, frame.body))
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(trio.serve_tcp, serve, 0)
+        uri = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
+        client = TcpTransport()
+        await start(nursery, client, Recorder())
+        with pytest.raises(TransportError, match="without answering"):
+            await client.request(uri, {"n": 1}, timeout_s=5)
+        assert await client.request(uri, {"n": 2}, timeout_s=5) == {"n": 2}
+        assert await client.request(uri, {"n": 3}, timeout_s=5) == {"n": 3}
+        stats = client.request_pool_stats()
+        assert (stats["opened"], stats["broken"], stats["reused"]) == (2, 1, 1)
+        assert len(accepted) == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_timed_out_request_never_leaves_its_late_answer_for_the_next() -> None:
+    """A request that timed out closes its connection: the late RESPONSE is never misread."""
+    async with trio.open_nursery() as nursery:
+        uri = await start(nursery, TcpTransport(), SlowRecorder())
+        client = TcpTransport()
+        await start(nursery, client, Recorder())
+        with pytest.raises(TransportError, match="no answer"):
+            await client.request(uri, {"n": 1}, timeout_s=0.01)
+        assert (await client.request(uri, {"n": 2}, timeout_s=5))["echo"] == {"n": 2}
+        stats = client.request_pool_stats()
+        assert stats["broken"] == 1 and stats["opened"] == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_restarted_peer_gets_a_fresh_connection_not_a_stale_one() -> None:
+    """Idle connections to a peer that went away are dropped as stale before any reuse."""
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}/"
+    async with trio.open_nursery() as nursery:
+        client = TcpTransport()
+        await start(nursery, client, Recorder())
+        for _incarnation in range(3):
+            async with trio.open_nursery() as server_nursery:
+                await server_nursery.start(TcpTransport().run, Recorder(), "127.0.0.1", port)
+                for n in range(2):
+                    answer = await client.request(uri, {"n": n}, timeout_s=5)
+                    assert answer["echo"] == {"n": n}
+                server_nursery.cancel_scope.cancel()  # the peer stops: its sockets close
+            await trio.sleep(0.05)
+        stats = client.request_pool_stats()
+        assert (stats["opened"], stats["reused"], stats["stale"], stats["broken"]) == (3, 3, 2, 0)
+        nursery.cancel_scope.cancel()
+
+
+async def test_idle_connections_are_closed_after_the_timeout() -> None:
+    """A pooled connection unused past idle_timeout_s is closed; the next request reconnects."""
+    async with trio.open_nursery() as nursery:
+        uri = await start(nursery, TcpTransport(), Recorder())
+        client = TcpTransport(idle_timeout_s=0.1)
+        await start(nursery, client, Recorder())
+        await client.request(uri, {"n": 1}, timeout_s=5)
+        await wait_for(lambda: client.request_pool_stats()["idle_closed"] == 1)
+        await client.request(uri, {"n": 2}, timeout_s=5)
+        assert client.request_pool_stats()["opened"] == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_forget_closes_the_pool() -> None:
+    """Forgetting a peer closes its idle request connections: the server sees them end."""
+    async with trio.open_nursery() as nursery:
+        uri = await start(nursery, TcpTransport(), Recorder())
+        client = TcpTransport()
+        await start(nursery, client, Recorder())
+        await client.request(uri, {"n": 1}, timeout_s=5)
+        client.forget(uri)
+        await client.request(uri, {"n": 2}, timeout_s=5)
+        stats = client.request_pool_stats()
+        assert stats["opened"] == 2 and stats["reused"] == 0
         nursery.cancel_scope.cancel()
