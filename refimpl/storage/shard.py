@@ -39,6 +39,7 @@ import numpy as np
 
 from refimpl.ids import PointId
 from refimpl.index import Distance, ExactIndex, HnswConfig, HnswIndex, MemoryArrayStore
+from refimpl.index.blas import one_blas_thread
 from refimpl.index.distance import FloatArray, prepare
 from refimpl.points import (
     ALL_PAYLOAD,
@@ -475,9 +476,13 @@ class ShardStore:
         allowed = None if request.filter is None else self.matching_ids(request.filter)
         if len(self._index) == 0 or (allowed is not None and not allowed):
             return []
-        hits = self._index.search(
-            request.vector, k, ef=request.hnsw_ef, allowed=allowed, exact=request.exact
-        )
+        # One BLAS thread: a query is one matrix-vector product, and on a busy machine a
+        # threaded BLAS spends longer waking and spinning its threads than computing (a top-10
+        # over 16 700 x 128 took 25 ms instead of 2 on two loaded cores; issue 6).
+        with one_blas_thread():
+            hits = self._index.search(
+                request.vector, k, ef=request.hnsw_ef, allowed=allowed, exact=request.exact
+            )
         better = self.config.distance.higher_is_better
         threshold = request.score_threshold
         scored = []

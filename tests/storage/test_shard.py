@@ -359,3 +359,33 @@ def test_ops_with_invalid_ids_are_refused_before_logging() -> None:
         with pytest.raises(BadRequest, match=r"Unable to parse point id|not normalised"):
             store.apply(DeletePoints(bad))  # type: ignore[arg-type]
     assert (store.last_op_num, store.medium.log.size()) == (0, 0)
+
+
+def test_a_query_runs_the_index_with_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 6: a threaded BLAS made each top-10 ten times slower on a busy machine; the shard
+    limits BLAS to one thread around the index search, and restores it afterwards."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads() -> list[int]:
+        return [
+            i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
+        ]
+
+    if not blas_threads():
+        pytest.skip("no BLAS library found by threadpoolctl")
+    store = ShardStore.in_memory(ShardConfig(DIM))
+    op = _points(50)
+    store.apply(op)
+    seen: list[list[int]] = []
+    real_search = store._index.search
+
+    def spying_search(*args: object, **kwargs: object) -> object:
+        seen.append(blas_threads())
+        return real_search(*args, **kwargs)  # type: ignore[arg-type]
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        monkeypatch.setattr(store._index, "search", spying_search)
+        hits = store.search(QueryRequest(vector=op.vectors[3], limit=3))
+        assert hits[0].id == op.ids[3]
+        assert seen and all(n == [1] * len(n) for n in seen)
+        assert blas_threads() == [2] * len(blas_threads())
