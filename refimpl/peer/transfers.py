@@ -35,6 +35,9 @@ Rules (spec "Cluster scaling", "Node Failure Recovery"; facts §4.4, §6):
   target Partial, still tailing (an update a coordinator sent only to the source before it
   learnt of Partial reaches the target anyway). Last, holding the source replica so no update
   applies to it meanwhile, it sends what the tail has not and proposes ``FinishTransfer``.
+  After a replication (the source stays) the tail goes on for :data:`LINGER_S`: a write whose
+  coordinator started it while it still saw the target in Recovery reached only the source,
+  and is delivered (and acknowledged) that way.
   An update that reaches a replica after the state dropped it is refused there (see
   :mod:`refimpl.peer.shards`), so its coordinator sends it again to the new replicas.
 * A failed attempt (target unreachable, a forward that failed, a WAL compacted under the tail)
@@ -127,6 +130,9 @@ OPEN_WAIT_S = 2.0
 """How long an update for a replica not open yet waits for this peer's state to catch up."""
 TAIL_POLL_S = 0.05
 """How often a WAL tail looks for new operations when no update woke it."""
+LINGER_S = 30.0
+"""How long a finished replication's tail keeps delivering late updates: a coordinator gives
+up on a shard request after this long (:data:`refimpl.peer.router.SHARD_REQUEST_TIMEOUT_S`)."""
 SYNC_WAIT_S = 5.0
 """How long the source waits for one peer to see the target Partial before finishing anyway
 (a peer that cannot be reached coordinates no writes either)."""
@@ -159,6 +165,8 @@ class _Outgoing:
     """A WAL tail runs: an update applied here is acknowledged only once it delivered it."""
     progress: trio.Event = field(default_factory=trio.Event)
     """Set (and replaced) each time the tail delivered more, and when it stops."""
+    finishing: bool = False
+    """The finish was proposed: once it applies, a replication's tail lingers a while."""
 
 
 class ShardTransfers:
@@ -178,6 +186,8 @@ class ShardTransfers:
         self.outgoing: dict[Key, _Outgoing] = {}
         self._recovery_at: dict[Key, float] = {}
         self._incoming: dict[Key, bytearray] = {}
+        self.lingering: dict[Key, _Outgoing] = {}
+        """Finished replications whose WAL tail still runs (:data:`LINGER_S`)."""
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         view.listeners.append(self._wake)
@@ -211,8 +221,11 @@ class ShardTransfers:
                     wanted[(name, t.shard_id)] = (name, t)
         for key, entry in list(self.outgoing.items()):
             if key not in wanted or wanted[key][1] != entry.transfer:
-                entry.scope.cancel()  # finished or aborted: the state says so
-                del self.outgoing[key]
+                del self.outgoing[key]  # finished or aborted: the state says so
+                if self._lingers(state, entry):
+                    self.lingering[key] = entry  # its task ends by itself
+                else:
+                    entry.scope.cancel()
         for key, (name, t) in wanted.items():
             if key not in self.outgoing:
                 entry = _Outgoing(name, t)
@@ -226,6 +239,18 @@ class ShardTransfers:
                 t = ShardTransfer(shard_id, source, self.peer.id, sync=True,
                                   method=TransferMethod.WAL_DELTA)  # fmt: skip
                 self._nursery.start_soon(self._propose, StartTransfer(name, t), "recovery")
+
+    @staticmethod
+    def _lingers(state: ClusterState, entry: _Outgoing) -> bool:
+        """A ``snapshot``/``wal_delta`` replication that finished (its target is Active): a
+        write its coordinator started before it saw the target Partial may still reach only
+        the source, so the tail keeps sending for a while (:data:`LINGER_S`)."""
+        t = entry.transfer
+        if not (entry.finishing and t.sync and t.method is not TransferMethod.STREAM_RECORDS):
+            return False
+        coll = state.collections.get(entry.collection)
+        replicas = {} if coll is None else coll.replicas.get(t.shard_id, {})
+        return replicas.get(t.to_peer) is ReplicaState.Active
 
     def _recoverable(self, state: ClusterState) -> list[tuple[str, ShardId, PeerId]]:
         """This peer's Dead replicas with no transfer, each with an Active source elsewhere."""
@@ -344,6 +369,32 @@ class ShardTransfers:
         elif after is None:
             after = await self._send_snapshot(entry, shard)
         entry.sent_through, entry.tailing = after, True
+        try:  # until the finish, updates here wait for the tail (or the flush) to deliver them
+            await self._tail_until_partial(entry, shard)
+            await self._flush_and_finish(entry, shard)
+            if t.sync:
+                await self._linger(entry, shard)
+        finally:
+            entry.tailing = False
+            entry.progress.set()
+            if self.lingering.get((entry.collection, t.shard_id)) is entry:
+                del self.lingering[(entry.collection, t.shard_id)]
+
+    async def _linger(self, entry: _Outgoing, shard: LocalShard) -> None:
+        """After a replication finished: keep the tail running for :data:`LINGER_S`, so a
+        write that reached only the source (its coordinator still saw the target in
+        Recovery when it started it) is delivered too, and acknowledged only then."""
+        entry.comment = "delivering late updates"
+        with trio.move_on_after(LINGER_S):
+            try:
+                await self._tail(entry, shard, trio.Event())
+            except TransferFailedError as exc:
+                log.warning("peer %d: late updates of %s/%d to %d: %s", self.peer.id,
+                            entry.collection, entry.transfer.shard_id, entry.transfer.to_peer,
+                            exc)  # fmt: skip
+
+    async def _tail_until_partial(self, entry: _Outgoing, shard: LocalShard) -> None:
+        """Run the WAL tail while the target is switched to Partial."""
         try:
             async with trio.open_nursery() as nursery:
                 caught_up = trio.Event()
@@ -359,17 +410,6 @@ class ShardTransfers:
             while isinstance(first, BaseExceptionGroup):
                 first = first.exceptions[0]
             raise first from None
-        finally:
-            self._stop_tail(entry)
-        try:
-            await self._flush_and_finish(entry, shard)
-        finally:
-            self._stop_tail(entry)
-
-    @staticmethod
-    def _stop_tail(entry: _Outgoing) -> None:
-        entry.tailing = False
-        entry.progress.set()
 
     async def _delta_point(self, entry: _Outgoing, shard: LocalShard, answer: Any) -> int | None:
         """The source operation number after which the target needs everything, or None."""
@@ -451,6 +491,7 @@ class ShardTransfers:
                 raise TransferFailedError("the source's WAL was compacted under the transfer")
             await self._send_ops(entry, shard, records)
             finish = FinishTransfer(name, t.shard_id, t.from_peer, t.to_peer)
+            entry.finishing = True
             if await self._propose(finish, "finish transfer") is not True:
                 raise TransferFailedError("the finish was not applied")
 
@@ -526,7 +567,9 @@ class ShardTransfers:
         """After this peer applied ``body`` (a ``shard_update``) to its replica: send it on to
         the target of an outgoing ``stream_records`` transfer of that shard, if forwarding has
         begun; wake the WAL tail of a ``snapshot`` or ``wal_delta`` transfer."""
-        entry = self.outgoing.get((collection, shard_id))
+        entry = self.outgoing.get((collection, shard_id)) or self.lingering.get(
+            (collection, shard_id)
+        )
         if entry is None or body.get("forwarded"):
             return
         if entry.transfer.method is not TransferMethod.STREAM_RECORDS:
@@ -588,8 +631,9 @@ class ShardTransfers:
         return self.shards.get(name, ShardId(shard_id))
 
     async def handle_ops(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``transfer_ops``: apply the source's WAL operations in their order."""
-        shard = self._target_shard(body)
+        """``transfer_ops``: apply the source's WAL operations in their order (to the target
+        of a transfer, or to a replica a finished replication still sends late updates)."""
+        shard = self._target_shard(body) or self._held_shard(body)
         ops = body.get("ops")
         if shard is None or not isinstance(ops, list):
             return _not_target(self.peer.id, body.get("collection"), body.get("shard_id"))
@@ -601,6 +645,18 @@ class ShardTransfers:
         except (BadRequest, StorageError) as exc:
             return {"ok": False, "error": str(exc), "retryable": True}
         return {"ok": True, "result": count}
+
+    def _held_shard(self, body: dict[str, Any]) -> LocalShard | None:
+        name, shard_id = body.get("collection"), body.get("shard_id")
+        if not isinstance(name, str) or not isinstance(shard_id, int):
+            return None
+        shard = self.shards.get(name, ShardId(shard_id))
+        held = shard is not None and shard.incarnation == body.get("incarnation")
+        return shard if held and not self._transfers_of(name, ShardId(shard_id)) else None
+
+    def _transfers_of(self, name: str, shard_id: ShardId) -> bool:
+        coll = self.view.cluster.collections.get(name)
+        return coll is not None and any(t.shard_id == shard_id for t in coll.transfers)
 
     async def handle_chunk(self, body: dict[str, Any]) -> dict[str, Any]:
         """``transfer_chunk``: the next piece of a snapshot archive, in order."""
