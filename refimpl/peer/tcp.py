@@ -30,7 +30,10 @@ Rules:
 * A connection that fails is retried with exponential backoff (``backoff_min_s`` doubling up to
   ``backoff_max_s``); every failure is counted per URI for ``GET /cluster``.
 * An inbound connection that sends a malformed, oversized or corrupt frame (or a body that is
-  not a valid message) is closed and counted by reason; the peer keeps running.
+  not a valid message) is closed and counted by reason; the peer keeps running. On a pooled
+  connection that closes that connection only. An inbound connection serves any number of
+  RAFT and REQUEST frames, answering each REQUEST before reading the next frame; at most
+  ``max_inbound`` are served at once (the rest are closed and counted).
 * With a cluster ``secret`` every connection starts with :mod:`refimpl.peer.handshake`: we
   prove the secret on the connections we open, and close (and count) inbound ones that do not.
 
@@ -69,6 +72,9 @@ POOL_LIMIT = 8
 """Persistent request connections per destination (and requests in flight to it) at most."""
 IDLE_TIMEOUT_S = 30.0
 """A pooled connection unused this long is closed."""
+MAX_INBOUND_CONNECTIONS = 512
+"""Inbound connections served at once; past it a new one is closed at once and counted
+(``too_many_connections``). A cluster needs (pool_limit + 1) per other peer."""
 
 
 @dataclass(slots=True)
@@ -91,11 +97,12 @@ class _Pool:
 
 def _has_pending_input(stream: trio.SocketStream) -> bool:
     """True if the socket is readable now (EOF, a reset or unexpected bytes on an idle one)."""
-    try:
-        readable, _, _ = select.select([stream.socket.fileno()], [], [], 0)
-    except (OSError, ValueError):
+    fd = stream.socket.fileno()
+    if fd < 0:
         return True  # closed under us: as good as stale
-    return bool(readable)
+    poller = select.poll()  # not select.select: it fails on descriptors past 1023
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _close_now(connection: _Connection) -> None:
@@ -130,10 +137,13 @@ class TcpTransport:
         handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
         pool_limit: int = POOL_LIMIT,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
+        max_inbound: int = MAX_INBOUND_CONNECTIONS,
     ) -> None:
         assert queue_limit > 0 and 0 < backoff_min_s <= backoff_max_s
         assert pool_limit > 0 and idle_timeout_s > 0
         self._pool_limit = pool_limit
+        self._max_inbound = max_inbound
+        self._inbound = 0
         self._idle_timeout_s = idle_timeout_s
         self._pools: dict[str, _Pool] = {}
         self._pool_stats = dict.fromkeys(("opened", "reused", "stale", "idle_closed", "broken"), 0)
@@ -354,6 +364,11 @@ class TcpTransport:
                 remote_host = str(stream.socket.getpeername()[0])
             except OSError:
                 return
+            if self._inbound >= self._max_inbound:
+                self._count_receive_error("too_many_connections")
+                await trio.aclose_forcefully(stream)
+                return
+            self._inbound += 1
             async with stream:
                 try:
                     if self._secret is not None:
@@ -368,6 +383,8 @@ class TcpTransport:
                     log.warning("p2p: closing connection from %s: %s", remote_host, exc)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     pass  # the other side went away; it reconnects if it wants to
+                finally:
+                    self._inbound -= 1
 
         return serve_connection
 

@@ -200,15 +200,24 @@ async def test_a_connection_dropped_mid_request_fails_it_and_the_next_one_reconn
 
 async def test_a_timed_out_request_never_leaves_its_late_answer_for_the_next() -> None:
     """A request that timed out closes its connection: the late RESPONSE is never misread."""
+
+    class Sleepy(Recorder):
+        async def handle_request(self, body: dict[str, Any], remote_host: str) -> dict[str, Any]:
+            await trio.sleep(1.0 if body["n"] == 1 else 0)
+            return {"echo": body, "from": remote_host}
+
     async with trio.open_nursery() as nursery:
-        uri = await start(nursery, TcpTransport(), SlowRecorder())
+        uri = await start(nursery, TcpTransport(), Sleepy())
         client = TcpTransport()
         await start(nursery, client, Recorder())
+        assert (await client.request(uri, {"n": 0}, timeout_s=5))["echo"] == {"n": 0}
         with pytest.raises(TransportError, match="no answer"):
-            await client.request(uri, {"n": 1}, timeout_s=0.01)
+            await client.request(uri, {"n": 1}, timeout_s=0.3)  # on the pooled connection
         assert (await client.request(uri, {"n": 2}, timeout_s=5))["echo"] == {"n": 2}
+        await trio.sleep(1.0)  # the late answer to n=1 has been written by now
+        assert (await client.request(uri, {"n": 3}, timeout_s=5))["echo"] == {"n": 3}
         stats = client.request_pool_stats()
-        assert stats["broken"] == 1 and stats["opened"] == 2
+        assert (stats["broken"], stats["opened"], stats["reused"]) == (1, 2, 2)
         nursery.cancel_scope.cancel()
 
 
@@ -256,4 +265,22 @@ async def test_forget_closes_the_pool() -> None:
         await client.request(uri, {"n": 2}, timeout_s=5)
         stats = client.request_pool_stats()
         assert stats["opened"] == 2 and stats["reused"] == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_inbound_connections_are_bounded() -> None:
+    """Past max_inbound a new connection is closed and counted; a freed slot serves again."""
+    async with trio.open_nursery() as nursery:
+        server = TcpTransport(max_inbound=1)
+        uri = await start(nursery, server, Recorder())
+        client = TcpTransport()
+        await start(nursery, client, Recorder())
+        holder = await trio.open_tcp_stream(*parse_uri(uri))
+        await trio.sleep(0.05)  # the server has accepted it
+        with pytest.raises(TransportError):
+            await client.request(uri, {"n": 1}, timeout_s=5)
+        assert server.receive_errors() == {"too_many_connections": 1}
+        await holder.aclose()
+        await wait_for(lambda: server._inbound == 0)
+        assert (await client.request(uri, {"n": 2}, timeout_s=5))["echo"] == {"n": 2}
         nursery.cancel_scope.cancel()
