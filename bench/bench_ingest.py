@@ -50,7 +50,7 @@ from refimpl.ids import ShardId
 from refimpl.launcher import LocalCluster
 from refimpl.peer.router import split_by_shard
 from refimpl.peer.shards import shard_config
-from refimpl.points import UpsertPoints
+from refimpl.points import QueryRequest, UpsertPoints, merge_scored
 from refimpl.sharding import HashRing
 from refimpl.storage import ShardStore
 
@@ -77,7 +77,9 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def in_process(batches: list[UpsertPoints], config: CollectionConfig, root: Path) -> float:
+def in_process(
+    batches: list[UpsertPoints], config: CollectionConfig, root: Path, queries: int
+) -> float:
     """Points/s of feeding the shard stores directly (what one peer would do for all shards)."""
     ring = HashRing([ShardId(s) for s in range(config.shard_number)])
     stores = [
@@ -93,9 +95,30 @@ def in_process(batches: list[UpsertPoints], config: CollectionConfig, root: Path
     print(
         f"in-process CPU per batch: {cpu_ms:.1f} ms (wall {elapsed * 1000 / len(batches):.1f} ms)"
     )
+    rate = sum(len(b.ids) for b in batches) / elapsed
+    for exact in (False, True):
+        p50, p99 = local_query_latency(stores, config.vectors.size, queries, exact)
+        print(f"query top-10 in-process over the {len(stores)} shard stores (exact={exact}): "
+              f"p50 {p50:.1f} ms, p99 {p99:.1f} ms")  # fmt: skip
     for store in stores:
         store.close()
-    return sum(len(b.ids) for b in batches) / elapsed
+    return rate
+
+
+def local_query_latency(
+    stores: list[ShardStore], dim: int, queries: int, exact: bool
+) -> tuple[float, float]:
+    """The reference for the REST query latency: every shard store searched in turn and the
+    hits merged, in this process (no HTTP, no p2p, no JSON, no threads)."""
+    rng = np.random.default_rng(7)
+    times = []
+    for _ in range(queries):
+        request = QueryRequest(rng.normal(size=dim).astype(np.float32), limit=10, exact=exact)
+        started = time.perf_counter()
+        hits = merge_scored([s.search(request) for s in stores], 10, 0, True)
+        times.append(time.perf_counter() - started)
+        assert len(hits) == 10
+    return float(np.percentile(times, 50)) * 1000, float(np.percentile(times, 99)) * 1000
 
 
 def body_of(batch: UpsertPoints) -> dict[str, Any]:
@@ -203,7 +226,7 @@ def main() -> None:
         indexing_threshold_kb=args.indexing_threshold,
     )  # fmt: skip
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
-        local = in_process(batches, config, Path(tmp) / "local")
+        local = in_process(batches, config, Path(tmp) / "local", args.queries)
         print(f"in-process build ({args.points} x {args.dim}, {args.shards} shards): "
               f"{local:,.0f} points/s")  # fmt: skip
         run_cluster(args, batches, Path(tmp) / "cluster")
