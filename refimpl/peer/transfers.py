@@ -288,6 +288,8 @@ class ShardTransfers:
         with entry.scope:
             error = ""
             for attempt in range(1, ATTEMPTS + 1):
+                if entry.finishing and self._target_state(name, t) is ReplicaState.Active:
+                    return  # the finish applied after its proposal timed out: nothing to redo
                 try:
                     if t.method is TransferMethod.STREAM_RECORDS:
                         await self._attempt(entry)
