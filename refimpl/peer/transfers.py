@@ -748,20 +748,29 @@ def delta_start(source: Sequence[str], complete: bool, target: Sequence[str]) ->
     its own WAL, ``target``) must start receiving operations; None when a delta cannot be
     trusted. ``complete`` says the source's WAL reaches back to its first operation.
 
-    The target needs every operation from the first one it lacks. That is only safe if the
-    two replicas were in step before it: the target must hold the source's oldest retained
-    operation (or the source still has its whole history), and the target must hold nothing
-    the source never saw after the operations they share."""
-    have = set(target)
-    start = next((i for i, d in enumerate(source) if d not in have), len(source))
-    if start == 0 and not complete:
-        return None  # compacted past the point where the target stopped
-    known = set(source)
-    anchor = source[start - 1] if start > 0 else None
-    after = target.index(anchor) + 1 if anchor is not None else 0
-    if any(d not in known for d in target[after:]):
-        return None  # the target has operations the source does not: it diverged
-    return start
+    The two WALs are lined up by position, not looked up as sets: the target's last operation
+    must stand in the source's WAL with the operations before it in the same order (as far
+    back as both reach), and the delta starts right after it. Set membership would be wrong
+    when a client repeats an operation word for word (set x=1, x=2, x=1 again): the repeat
+    looks present on a target that missed it. The earliest such place is taken, so a doubt
+    costs re-sending operations the target already applied, never skipping one it lacks
+    (replaying an ordered run of upserts and deletes on top of its own result changes
+    nothing). Refused: the target's WAL does not line up (it holds operations the source
+    never saw, or in another order), or it starts after the source's oldest retained
+    operation while the source's WAL was compacted (what came before cannot be compared)."""
+    if not target:
+        return 0 if complete else None
+    last = target[-1]
+    for j, digest in enumerate(source):
+        if digest != last:
+            continue
+        overlap = min(len(target), j + 1)
+        if list(source[j + 1 - overlap : j + 1]) != list(target[len(target) - overlap :]):
+            continue
+        if j + 1 - overlap == 0:  # lined up back to the source's oldest retained operation
+            return j + 1
+        return 0 if complete else None  # the target's WAL starts later: resend everything
+    return None
 
 
 # [wal-delta-start] end

@@ -541,6 +541,20 @@ def test_delta_start_finds_the_first_missing_operation_and_refuses_guesses() -> 
     assert delta_start(source, False, ["a", "b", "z"]) is None  # holds z the source never saw
     assert delta_start(source, True, ["z"]) is None
     assert delta_start(source, False, ["b", "c"]) is None  # lacks a: cannot tell what before
+    assert delta_start(source, True, ["b", "c"]) == 0  # whole history there: resend it all
+    assert delta_start(source, False, ["a", "c", "b"]) is None  # same operations, other order
+
+
+def test_delta_start_sends_a_repeated_operation_the_target_missed() -> None:
+    """A client sets x=1, x=2, then x=1 again, word for word: the target that missed the last
+    write holds an operation with the same digest, yet must still receive it (a lookup by set
+    membership sent nothing and left the target at x=2 while the source had x=1)."""
+    assert delta_start(["x1", "x2", "x1"], True, ["x1", "x2"]) == 2
+    assert delta_start(["x1", "x2", "x1", "x2"], False, ["x1", "x2"]) == 2
+    # a doubt resends, never skips: the earliest place the target's last operation lines up
+    # (the target's last b also lines up with the source's first b: resend from there)
+    assert delta_start(["b", "x", "a", "b", "a"], False, ["b", "x", "a", "b"]) == 1
+    assert delta_start(["a", "b", "a", "b", "c"], False, ["a", "b"]) == 2
 
 
 # ------------------------------------------------------------------------------- G-7
