@@ -396,8 +396,15 @@ async def _request_sync(plane: DataPlane, name: str, shard_id: ShardId, source: 
     t = ShardTransfer(shard_id, source, plane.peer.id, sync=True, method=TransferMethod.WAL_DELTA)
     result = await plane.peer.propose(encode_operation(StartTransfer(name, t)))
     coll = _collection(plane, name)
-    if result is not True and not any(x.to_peer == plane.peer.id and x.shard_id == shard_id
-                                      for x in coll.transfers):  # fmt: skip
+    # Refused because the peer's own recovery got there first: its transfer may still run, or
+    # may already have moved the replica on (Recovery, Partial, even Active again).
+    underway = any(x.to_peer == plane.peer.id and x.shard_id == shard_id for x in coll.transfers)
+    moved_on = coll.replicas.get(shard_id, {}).get(plane.peer.id) in {
+        ReplicaState.Recovery,
+        ReplicaState.Partial,
+        ReplicaState.Active,
+    }
+    if result is not True and not underway and not moved_on:
         reason = result.get("error") if isinstance(result, dict) else result
         raise ApiError(400, f"Bad request: the replica of shard {shard_id} is restored but no "
                        f"sync transfer could start ({reason}); it recovers by itself when a "

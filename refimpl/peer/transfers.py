@@ -152,6 +152,9 @@ class _Outgoing:
 
     collection: str
     transfer: ShardTransfer
+    incarnation: int = -1
+    """The collection's incarnation the transfer belongs to (a collection deleted and created
+    again under the same name is another one: its updates are none of this entry's business)."""
     lock: trio.Lock = field(default_factory=trio.Lock)
     forwarding: bool = False
     failed: str | None = None
@@ -228,7 +231,7 @@ class ShardTransfers:
                     entry.scope.cancel()
         for key, (name, t) in wanted.items():
             if key not in self.outgoing:
-                entry = _Outgoing(name, t)
+                entry = _Outgoing(name, t, incarnation=self.view.incarnation(name))
                 self.outgoing[key] = entry
                 self._nursery.start_soon(self._drive, entry)
         for name, shard_id, source in self._recoverable(state):
@@ -539,7 +542,7 @@ class ShardTransfers:
         (so one client's later write, sent to the target directly, cannot overtake its
         earlier one still in the tail); at once if no tail runs."""
         shard = self.shards.get(entry.collection, entry.transfer.shard_id)
-        if shard is None or shard.store is None:
+        if shard is None or shard.store is None or shard.incarnation != entry.incarnation:
             return
         wanted = shard.store.last_op_num
         while entry.tailing and entry.sent_through < wanted:
@@ -572,8 +575,8 @@ class ShardTransfers:
         entry = self.outgoing.get((collection, shard_id)) or self.lingering.get(
             (collection, shard_id)
         )
-        if entry is None or body.get("forwarded"):
-            return
+        if entry is None or body.get("forwarded") or body.get("incarnation") != entry.incarnation:
+            return  # (an update of a re-created collection must not wait for an old tail)
         if entry.transfer.method is not TransferMethod.STREAM_RECORDS:
             entry.wake.set()
             await self._delivered(entry)
