@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from refimpl.launcher import LocalCluster
+from tests.cluster._support import running_cluster
 
 pytestmark = pytest.mark.cluster
 TICK_MS = 50
@@ -29,11 +30,7 @@ SHARDS = 6
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     root: Path = tmp_path_factory.mktemp("scaling")
-    with LocalCluster(root, peers=3, tick_period_ms=TICK_MS) as c:
-        c.start_first()
-        c.start_joiner(1)
-        c.start_joiner(2)
-        c.wait_for_voters(3, timeout_s=60)
+    with running_cluster(root, peers=3, tick_period_ms=TICK_MS) as c:
         yield c
 
 

@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 
 from refimpl.launcher import LocalCluster
+from tests.cluster._support import call as _call
+from tests.cluster._support import ok as _ok
+from tests.cluster._support import running_cluster
 
 pytestmark = pytest.mark.cluster
 DIM = 4
@@ -24,21 +27,8 @@ NAME = "snap"
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     root: Path = tmp_path_factory.mktemp("snapshots")
-    with LocalCluster(root, peers=2, tick_period_ms=50) as c:
-        c.start_first()
-        c.start_joiner(1)
-        c.wait_for_voters(2, timeout_s=60)
+    with running_cluster(root, peers=2, tick_period_ms=50) as c:
         yield c
-
-
-def _call(url: str, method: str, path: str, body: Any = None) -> httpx.Response:
-    return httpx.request(method, url + path, json=body, timeout=60)
-
-
-def _ok(url: str, method: str, path: str, body: Any = None) -> Any:
-    response = _call(url, method, path, body)
-    assert response.status_code == 200, response.text
-    return response.json()["result"]
 
 
 def _points(ids: range) -> list[dict[str, Any]]:

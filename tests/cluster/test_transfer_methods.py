@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
 from refimpl.launcher import LocalCluster
+from tests.cluster._support import call as _call
+from tests.cluster._support import ok as _ok
+from tests.cluster._support import running_cluster
 
 pytestmark = pytest.mark.cluster
 DIM = 8
@@ -25,22 +27,8 @@ NAME = "methods"
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     root: Path = tmp_path_factory.mktemp("methods")
-    with LocalCluster(root, peers=3, tick_period_ms=50) as c:
-        c.start_first()
-        c.start_joiner(1)
-        c.start_joiner(2)
-        c.wait_for_voters(3, timeout_s=60)
+    with running_cluster(root, peers=3, tick_period_ms=50) as c:
         yield c
-
-
-def _call(url: str, method: str, path: str, body: Any = None) -> httpx.Response:
-    return httpx.request(method, url + path, json=body, timeout=60)
-
-
-def _ok(url: str, method: str, path: str, body: Any = None) -> Any:
-    response = _call(url, method, path, body)
-    assert response.status_code == 200, response.text
-    return response.json()["result"]
 
 
 def _points(ids: range) -> list[dict[str, Any]]:

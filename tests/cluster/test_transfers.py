@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 
 from refimpl.launcher import LocalCluster
+from tests.cluster._support import call as _call
+from tests.cluster._support import ok as _ok
+from tests.cluster._support import running_cluster
 
 pytestmark = pytest.mark.cluster
 TICK_MS = 50
@@ -26,22 +29,8 @@ NAME = "moving"
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     root: Path = tmp_path_factory.mktemp("transfers")
-    with LocalCluster(root, peers=3, tick_period_ms=TICK_MS) as c:
-        c.start_first()
-        c.start_joiner(1)
-        c.start_joiner(2)
-        c.wait_for_voters(3, timeout_s=60)
+    with running_cluster(root, peers=3, tick_period_ms=TICK_MS) as c:
         yield c
-
-
-def _call(url: str, method: str, path: str, body: Any = None) -> httpx.Response:
-    return httpx.request(method, url + path, json=body, timeout=60)
-
-
-def _ok(url: str, method: str, path: str, body: Any = None) -> Any:
-    response = _call(url, method, path, body)
-    assert response.status_code == 200, response.text
-    return response.json()["result"]
 
 
 def _points(ids: range, seed: int) -> list[dict[str, Any]]:
