@@ -30,7 +30,6 @@ without HTTP); the route handlers only read parameters, files and uploads.
 """
 
 import hashlib
-import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,7 +61,7 @@ from refimpl.api.snapshots import (
 from refimpl.ids import ShardId
 from refimpl.peer.collections import collection_info_json
 from refimpl.peer.data_plane import DataPlane
-from refimpl.storage.snapshot import archive_bytes
+from refimpl.storage.snapshot import archive_bytes, write_archive
 
 __all__ = ["recover_shard", "shard_archive", "shard_snapshot_name", "shard_snapshot_routes"]
 
@@ -129,12 +128,7 @@ async def recover_shard(
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
+    write_archive(path, data)
     path.with_name(path.name + ".checksum").write_text(hashlib.sha256(data).hexdigest() + "\n")
 
 

@@ -95,13 +95,18 @@ def create_snapshot(
     """Checkpoint every shard and write their files into one archive at ``path``."""
     files = {shard_id: store.snapshot_files() for shard_id, store in sorted(shards.items())}
     data = archive_bytes(files, config, collection)
+    write_archive(path, data)
+    return SnapshotInfo(path, len(data), sha256(data))
+
+
+def write_archive(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a ``.partial`` file, fsynced, then renamed."""
     partial = path.with_name(path.name + ".partial")
     with partial.open("wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
     partial.replace(path)
-    return SnapshotInfo(path, len(data), sha256(data))
 
 
 def archive_bytes(
