@@ -17,6 +17,12 @@ core, which says more about the neighbours than about the simulator; wall time i
 Two timings are measured: the scenarios' (heartbeat every tick, election timeout 10 ticks) and
 Qdrant's (heartbeat every 2 ticks, election timeout 20 ticks).
 
+``--floor`` measures what the cheapest possible simulator would cost: a skeleton that does only
+the unavoidable Python work of each message round (build a frozen message, draw its delay,
+queue it, deliver it, dispatch it with ``match``, build the answer) and none of Raft's (no log,
+no progress, no Ready, no storage, no checker, no faults, no client), driven at the message rate
+the real checked run has. It prints the share of the 1000x budget the skeleton alone spends.
+
 ``--profile`` instead runs the checked 5-peer, all-faults setting under ``cProfile`` and prints
 where the time goes: the share of self time per part of the code (Raft core, simulator, client
 workload, checkers, the rest) and the busiest functions. There is no single hot spot: the cost
@@ -29,12 +35,15 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import heapq
 import pstats
+import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from refimpl.sim import Faults, SimOptions, run_simulation
+from refimpl.raft.messages import direct_init
+from refimpl.sim import Faults, SimCluster, SimOptions, Workload, run_simulation
 
 TICK_PERIOD_MS = 100
 TICKS = 1000
@@ -113,12 +122,121 @@ def profile(top: int = 15) -> None:
         print(f"  {row[2] / total:6.1%}  {row[1]:>8}  {function} ({where}:{line})")
 
 
+@direct_init
+@dataclass(frozen=True, slots=True)
+class _Append:
+    """The skeleton's request: as many fields as :class:`refimpl.raft.AppendEntries`."""
+
+    term: int
+    src: int
+    dst: int
+    prev_index: int
+    prev_term: int
+    entries: tuple[bytes, ...]
+    commit: int
+    ctx: bytes
+
+
+@direct_init
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    term: int
+    src: int
+    dst: int
+    index: int
+    reject: bool
+
+
+class _SkeletonNode:
+    """Steps a message with one comparison and answers it: no log, no state, no Ready."""
+
+    __slots__ = ("id", "log_terms", "match", "out", "term")
+
+    def __init__(self, node_id: int) -> None:
+        self.id, self.term = node_id, 1
+        self.log_terms, self.out = [0, 1, 1, 1], list[_Append | _Answer]()
+        self.match: dict[int, int] = {}
+
+    def step(self, m: _Append | _Answer) -> None:
+        if m.term < self.term:
+            return
+        match m:
+            case _Append():
+                ok = m.prev_index < len(self.log_terms) and (
+                    self.log_terms[m.prev_index] == m.prev_term
+                )
+                index = m.prev_index + len(m.entries)
+                self.out.append(_Answer(self.term, self.id, m.src, index, not ok))
+            case _Answer():
+                if not m.reject and self.match.get(m.src, 0) < m.index:
+                    self.match[m.src] = m.index
+
+
+def skeleton_us_per_message(ticks: int = 20_000) -> float:
+    """CPU microseconds per message round of the skeleton (5 nodes, one leader)."""
+    nodes = [_SkeletonNode(i) for i in range(5)]
+    rng = random.Random(1)
+    buckets: dict[int, list[_Append | _Answer]] = {}
+    heap: list[int] = []
+    sent = 0
+    started = time.process_time()
+    for now in range(ticks):
+        for follower in range(1, 5):
+            nodes[0].out.append(_Append(1, 0, follower, 3, 1, (), 3, b""))
+        for node in nodes:
+            out, node.out = node.out, []
+            for m in out:
+                sent += 1
+                at = now + 1 + int(rng.random() * 3)
+                bucket = buckets.get(at)
+                if bucket is None:
+                    buckets[at] = [m]
+                    heapq.heappush(heap, at)
+                else:
+                    bucket.append(m)
+        while heap and heap[0] <= now:
+            for m in buckets.pop(heapq.heappop(heap)):
+                nodes[m.dst].step(m)
+    return (time.process_time() - started) / sent * 1e6
+
+
+def floor() -> None:
+    """Print the skeleton's cost against the budget of the target (see the module docstring)."""
+    options, faults = SimOptions(peers=5, ticks=TICKS), Faults.everything()
+    messages = ticks = 0
+    for seed in range(SEEDS):
+        cluster = SimCluster(peers=options.peers, seed=seed, faults=faults,
+                             raft=options.raft_config())  # fmt: skip
+        Workload(cluster, clients=options.clients, seed=seed)
+        cluster.run(options.ticks)
+        messages += cluster.network.sent_count
+        ticks += cluster.now
+    per_tick = messages / ticks
+    real = measure(options, faults, checks=True)
+    us = skeleton_us_per_message()
+    budget_us = TICK_PERIOD_MS * 1000 / TARGET_SPEEDUP
+    skeleton_us = per_tick * us
+    print(f"messages per tick (5 peers, all faults, HB=1 ET=10, clients on): {per_tick:.1f}")
+    print(f"skeleton: {us:.2f} us per message round -> {skeleton_us:.0f} us per tick")
+    print(f"budget at {TARGET_SPEEDUP}x: {budget_us:.0f} us per tick; the skeleton alone spends "
+          f"{skeleton_us / budget_us:.0%} of it, leaving {budget_us - skeleton_us:.0f} us for every "
+          f"tick's Raft work, storage, faults, clients and checks")  # fmt: skip
+    print(f"the real checked run: {TICK_PERIOD_MS * 1000 / real.speedup_cpu:.0f} us per tick "
+          f"({real.speedup_cpu:.0f}x), of which {TICK_PERIOD_MS * 1000 / real.speedup_cpu - skeleton_us:.0f} "
+          f"us beyond the skeleton's share")  # fmt: skip
+
+
 def main() -> None:
     """Print the table (or, with ``--profile``, where the time goes)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="store_true", help="print where the time goes")
-    if parser.parse_args().profile:
+    parser.add_argument("--floor", action="store_true", help="the cheapest simulator's cost")
+    args = parser.parse_args()
+    if args.profile:
         profile()
+        return
+    if args.floor:
+        floor()
         return
 
     def opts(peers: int, hb: int, et: int) -> SimOptions:
