@@ -4,7 +4,18 @@ Rules:
 
 * Peer ``i`` gets its own storage folder ``<data_dir>/peer-<i>/``, its own log file
   ``<data_dir>/peer-<i>.log`` and its own ports: REST ``base_port + 10 i``, p2p that plus 2
-  (peer 0 on Qdrant's 6333 / 6335 by default). With ``base_port=None`` free ports are picked.
+  (peer 0 on Qdrant's 6333 / 6335 by default). With ``base_port=None`` the launcher picks the
+  ports itself with :func:`free_port`: at random, outside the kernel's ephemeral range (the
+  ports it hands to outgoing connections and to ``bind(port 0)``), free when picked, and never
+  the same port twice in one process.
+* A picked port can still be taken before the peer binds it (another test run, another
+  program). The peer then exits with :data:`~refimpl.peer.cli.EXIT_PORT_IN_USE`; the launcher
+  notices while it waits (:meth:`LocalCluster.wait_until` and everything built on it), gives
+  the peer fresh ports for the ports that are held and starts it again, at most
+  :data:`PORT_RETRIES` times, then raises :class:`PortInUseError`. A p2p port is only changed
+  while no other peer can know it (the peer has not joined or founded a cluster yet); peers
+  still trying to join through the old p2p URI are restarted with the new one. Ports the caller
+  chose (``base_port``) are never changed: a clash raises :class:`PortInUseError` at once.
 * Peer 0 starts with ``--uri``; the others with ``--bootstrap`` pointing at peer 0 (and their
   own ``--uri``). A restarted peer gets neither flag: it resumes from its storage.
 * Every process this module starts is stopped by :meth:`LocalCluster.stop_all` (SIGTERM, then
@@ -23,6 +34,7 @@ the command line can all drive a cluster from ordinary synchronous code.
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -37,10 +49,13 @@ from typing import Any
 import httpx
 
 __all__ = [
+    "PORT_RETRIES",
     "LocalCluster",
     "PeerProcess",
+    "PortInUseError",
     "cluster_status",
     "cluster_up",
+    "ephemeral_port_range",
     "free_port",
     "render_table",
 ]
@@ -49,13 +64,80 @@ __all__ = [
 API_KEY_VARIABLE = "QDRANT__SERVICE__API_KEY"
 P2P_SECRET_VARIABLE = "QDRANT__CLUSTER__P2P__SECRET"
 
+# The peer's side of two conventions, kept here because importing refimpl.peer (trio, numpy)
+# would cost every user of this module a second: refimpl.peer.cli.EXIT_PORT_IN_USE and the
+# identity file of refimpl.peer.identity (tests check that both agree).
+EXIT_PORT_IN_USE = 3
+IDENTITY_FILE = "peer.json"
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+PORT_RETRIES = 3
+"""How many times a peer whose port was taken is started again on fresh ports."""
+
+LOWEST_PICKED_PORT = 10_000  # below it live well-known services (5432, 6333, 8080, ...)
+HIGHEST_PORT = 65_535
+IANA_EPHEMERAL = (49_152, 65_535)  # the ephemeral range where /proc does not tell (macOS, BSD)
+_PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+_given_ports: set[int] = set()
+_given_lock = threading.Lock()
+
+
+class PortInUseError(RuntimeError):
+    """A peer cannot listen: another process holds its port (and no retry is left or allowed)."""
+
+
+def ephemeral_port_range(path: Path = _PORT_RANGE_FILE) -> tuple[int, int]:
+    """The kernel's range for ephemeral ports, both ends included (Linux: from ``path``)."""
+    try:
+        low, high = (int(field) for field in path.read_text().split())
+    except (OSError, ValueError):
+        return IANA_EPHEMERAL
+    return (low, high) if 0 < low <= high <= HIGHEST_PORT else IANA_EPHEMERAL
+
+
+def _pickable_ranges(ephemeral: tuple[int, int]) -> list[tuple[int, int]]:
+    """Port ranges (inclusive) outside ``ephemeral``, preferring ports from 10 000 up."""
+    low, high = ephemeral
+    for floor in (LOWEST_PICKED_PORT, 1024):
+        ranges = [(floor, low - 1), (max(floor, high + 1), HIGHEST_PORT)]
+        ranges = [(a, b) for a, b in ranges if a <= b]
+        if ranges:
+            return ranges
+    # The kernel keeps every port for itself: pick inside its range, the retries cover the race.
+    return [(LOWEST_PICKED_PORT, HIGHEST_PORT)]
+
+
+def _bindable(port: int, host: str = "127.0.0.1") -> bool:
+    """True if a server could listen on ``host:port`` now (bound with SO_REUSEADDR, as ours)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(rng: random.Random | None = None) -> int:
+    """A TCP port to listen on at 127.0.0.1: outside the kernel's ephemeral range, picked at
+    random, bindable right now, and never returned before by this process.
+
+    Outside the ephemeral range the kernel never gives the port to an outgoing connection (an
+    httpx request of the test itself) or to another program's ``bind(port 0)``; at random, two
+    test runs started together do not walk the same sequence.
+    """
+    pick = rng or random
+    ranges = _pickable_ranges(ephemeral_port_range())
+    weights = [b - a + 1 for a, b in ranges]
+    for _ in range(1000):
+        a, b = pick.choices(ranges, weights)[0]
+        port = pick.randint(a, b)
+        with _given_lock:
+            if port in _given_ports or not _bindable(port):
+                continue
+            _given_ports.add(port)
         return port
+    raise PortInUseError(f"no free port found in {ranges} after 1000 tries")
 
 
 @dataclass(slots=True)
@@ -68,6 +150,11 @@ class PeerProcess:
     storage: Path
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    picked_ports: bool = True  # False: the caller chose them (base_port); never changed
+    flags: tuple[str, ...] = ()  # of the last start, for a retry on fresh ports
+    retries_left: int = PORT_RETRIES
+    had_identity: bool = False  # its storage knew who it was before the last start
+    log_offset: int = 0  # where the last start's output begins in ``log_path``
 
     @property
     def uri(self) -> str:
@@ -107,10 +194,11 @@ class LocalCluster:
     def add_peer_slot(self, http_port: int | None = None) -> PeerProcess:
         """Reserve ports and folders for one more peer (not started)."""
         i = len(self.peers)
-        http = http_port if http_port is not None else free_port()
-        p2p = http + 2 if http_port is not None else free_port()
+        picked = http_port is None
+        http = free_port() if http_port is None else http_port
+        p2p = free_port() if picked else http + 2
         peer = PeerProcess(
-            i, http, p2p, self.data_dir / f"peer-{i}", self.data_dir / f"peer-{i}.log"
+            i, http, p2p, self.data_dir / f"peer-{i}", self.data_dir / f"peer-{i}.log", None, picked
         )
         self.peers.append(peer)
         return peer
@@ -121,6 +209,13 @@ class LocalCluster:
         """Start peer ``index`` with the given CLI flags (e.g. ``--uri``, ``--bootstrap``)."""
         peer = self.peers[index]
         assert not peer.running, f"peer {index} is already running"
+        peer.flags, peer.retries_left = flags, PORT_RETRIES
+        peer.had_identity = (peer.storage / IDENTITY_FILE).exists()
+        self._spawn(peer)
+        return peer
+
+    def _spawn(self, peer: PeerProcess) -> None:
+        """Start ``peer``'s process with its current ports and flags."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.extra_env,
                "REFIMPL_EXIT_WITH_PARENT": "1",
@@ -130,11 +225,65 @@ class LocalCluster:
                "QDRANT__CLUSTER__P2P__PORT": str(peer.p2p_port),
                "QDRANT__CLUSTER__CONSENSUS__TICK_PERIOD_MS": str(self.tick_period_ms),
                "QDRANT__STORAGE__STORAGE_PATH": str(peer.storage)}  # fmt: skip
-        command = [sys.executable, "-m", "refimpl.peer.cli", "peer", *flags]
+        command = [sys.executable, "-m", "refimpl.peer.cli", "peer", *peer.flags]
         with peer.log_path.open("ab") as log:
+            peer.log_offset = log.tell()
             peer.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         self._write_cluster_file()
-        return peer
+
+    def retry_port_clashes(self) -> None:
+        """Start again, on fresh ports, each peer that exited because one of its ports was taken.
+
+        Called on every poll of :meth:`wait_until`; raises :class:`PortInUseError` for a peer
+        that cannot be moved (ports chosen by the caller, a p2p URI others know) or has no retry
+        left.
+        """
+        for peer in self.peers:
+            if peer.process is not None and peer.process.poll() == EXIT_PORT_IN_USE:
+                self._restart_on_fresh_ports(peer)
+
+    def _restart_on_fresh_ports(self, peer: PeerProcess) -> None:
+        output = _tail(peer.log_path, offset=peer.log_offset)
+        what = (f"peer {peer.index} could not listen on REST port {peer.http_port} / p2p port "
+                f"{peer.p2p_port}: {output}")  # fmt: skip
+        if not peer.picked_ports:
+            raise PortInUseError(f"{what}; these ports were chosen by the caller (base_port, "
+                                 "--base-port), so the launcher does not change them")  # fmt: skip
+        if peer.retries_left <= 0:
+            raise PortInUseError(f"{what}; gave up after {PORT_RETRIES} starts on fresh ports")
+        # Only the ports held now change: a port freed again in the meantime is kept.
+        if not _bindable(peer.p2p_port):
+            self._move_p2p(peer, what)
+        if not _bindable(peer.http_port):
+            peer.http_port = free_port()
+        peer.retries_left -= 1
+        self._spawn(peer)
+
+    def _move_p2p(self, peer: PeerProcess, what: str) -> None:
+        """Give ``peer`` a fresh p2p port, if no other peer can know it by its old URI."""
+        if peer.had_identity or _joined(peer.storage) is not False:
+            raise PortInUseError(f"{what}; its p2p port is held, and the cluster knows this "
+                                 f"peer as {peer.uri}, so it cannot move")  # fmt: skip
+        # An identity the failed start wrote names the old URI and never reached anyone.
+        (peer.storage / IDENTITY_FILE).unlink(missing_ok=True)
+        old = peer.uri
+        peer.p2p_port = free_port()
+        for other in self.peers:
+            if other is peer or _same_uri(old, *other.flags):
+                self._rebootstrap(other, old, peer.uri, restart=other is not peer)
+
+    def _rebootstrap(self, peer: PeerProcess, old: str, new: str, restart: bool) -> None:
+        """Point ``peer``'s flags at ``new`` instead of ``old``; restart it if it is still
+        trying to join through ``old`` (a peer that joined already is left alone)."""
+        peer.flags = tuple(new if _same_uri(old, flag) else flag for flag in peer.flags)
+        if not restart or peer.process is None:
+            return
+        if _joined(peer.storage) is not False:
+            return
+        if peer.running:
+            peer.process.kill()
+            peer.process.wait(timeout=10)
+        self._spawn(peer)
 
     def start_first(self) -> PeerProcess:
         """Start peer 0 as the first peer of a new cluster."""
@@ -196,6 +345,7 @@ class LocalCluster:
         """Poll ``predicate()`` until it returns a truthy value; raise naming ``what``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            self.retry_port_clashes()
             value = predicate()
             if value:
                 return value
@@ -246,6 +396,22 @@ def _plus_one(value: int | None) -> int | None:
     return None if value is None else value + 1
 
 
+def _joined(storage: Path) -> bool | None:
+    """Whether the peer with this storage joined (or founded) a cluster; False if it has no
+    identity yet, None if its identity file cannot be read."""
+    try:
+        return bool(json.loads((storage / IDENTITY_FILE).read_text())["joined"])
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _same_uri(uri: str, *others: str) -> bool:
+    """True if any of ``others`` is ``uri`` (with or without its trailing slash)."""
+    return any(other.rstrip("/") == uri.rstrip("/") for other in others)
+
+
 def fetch_cluster(
     rest_url: str, timeout_s: float = 1.0, api_key: str | None = None
 ) -> dict[str, Any] | None:
@@ -259,11 +425,14 @@ def fetch_cluster(
         return None
 
 
-def _tail(path: Path, lines: int = 8) -> str:
+def _tail(path: Path, lines: int = 8, offset: int = 0) -> str:
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with path.open("rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
     except OSError:
         return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
 
 
 # ----------------------------------------------------------------- table
@@ -397,7 +566,7 @@ def cluster_up(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     extra_env = {name: value for name, value in env.items() if value}
     with LocalCluster(data_dir, peers, base_port, tick_period_ms, extra_env) as cluster:
-        fresh = [not (p.storage / "peer.json").exists() for p in cluster.peers]
+        fresh = [not (p.storage / IDENTITY_FILE).exists() for p in cluster.peers]
         for peer, is_fresh in zip(cluster.peers, fresh, strict=True):
             if not is_fresh:
                 cluster.restart(peer.index)
@@ -408,7 +577,7 @@ def cluster_up(
         print(f"starting {peers} peers in {data_dir}/ ...", flush=True)
         try:
             cluster.wait_for_voters(peers, timeout_s=60)
-        except TimeoutError as exc:
+        except (TimeoutError, PortInUseError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(render_table(_status_rows(data_dir, api_key)), flush=True)

@@ -6,6 +6,11 @@ Rules:
   (and, as Qdrant, the environment variables ``QDRANT_URI`` / ``QDRANT_BOOTSTRAP``). Bad flags,
   a bad config or a storage it cannot use exit with status 2 (usage) or 1 (start-up) and a
   one-line message naming the problem, never a traceback.
+* A port the peer must listen on (``service.http_port``, and ``cluster.p2p.port`` in
+  distributed mode) that another process holds exits with status 3 (:data:`EXIT_PORT_IN_USE`)
+  and a message naming the setting and the port. The ports are checked before the peer touches
+  its storage; a port taken between that check and the real bind exits the same way. A
+  launcher can therefore tell "pick other ports and try again" from every other failure.
 * ``refimpl cluster up --peers N`` starts a local cluster (see :mod:`refimpl.launcher`);
   ``refimpl cluster status [--watch]`` prints its table.
 
@@ -15,13 +20,22 @@ commands without that wiring.
 """
 
 import argparse
+import errno
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["add_subcommands", "main"]
+if TYPE_CHECKING:
+    from refimpl.config import Settings
+
+__all__ = ["EXIT_PORT_IN_USE", "add_subcommands", "main"]
+
+EXIT_PORT_IN_USE = 3
+"""Exit status of a peer that cannot listen because another process holds one of its ports."""
 
 
 def add_subcommands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -106,20 +120,71 @@ def _run_peer(args: argparse.Namespace) -> int:
         return 2
     level = {"TRACE": "DEBUG", "WARN": "WARNING"}.get(settings.log_level, settings.log_level)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ports = _listening_ports(settings)
+    taken = [
+        f"{name} {port}" for name, port in ports if not _can_listen(settings.service.host, port)
+    ]
+    if taken:
+        print(f"error: port in use: {', '.join(taken)} on {settings.service.host} is held by "
+              "another process", file=sys.stderr)  # fmt: skip
+        return EXIT_PORT_IN_USE
     expected = (StartupError, IdentityError, OSError)
     try:
         trio.run(run_peer, settings, uri, bootstrap)
     except expected as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _report([exc], ports)
     except ExceptionGroup as group:
         matched, rest = group.split(expected)
         if rest is not None or matched is None:
             raise
-        for leaf in _leaves(matched):
-            print(f"error: {leaf}", file=sys.stderr)
-        return 1
+        return _report(_leaves(matched), ports)
     return 0
+
+
+def _listening_ports(settings: "Settings") -> list[tuple[str, int]]:
+    """The settings naming a port this peer listens on, with the port (0 = any: skipped)."""
+    ports = [("service.http_port", settings.service.http_port)]
+    if settings.cluster.enabled:
+        ports.append(("cluster.p2p.port", settings.cluster.p2p.port))
+    return [(name, port) for name, port in ports if port]
+
+
+def _can_listen(host: str, port: int) -> bool:
+    """False if binding ``host:port`` the way the servers do fails with "address in use".
+
+    The servers set ``SO_REUSEADDR`` (so connections of an earlier run still in TIME_WAIT do
+    not count) and bind every address ``host`` resolves to; any error other than "in use" is
+    left for the real start to report.
+    """
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return True
+    for family, kind, proto, _, address in addresses:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+    return True
+
+
+def _report(errors: list[BaseException], ports: list[tuple[str, int]]) -> int:
+    """Print one line per start-up error; the exit status (3 if a port was taken)."""
+    in_use = False
+    for exc in errors:
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+            in_use = True
+            names = ", ".join(f"{name} {port}" for name, port in ports)
+            print(f"error: port in use: {exc} (one of {names} was taken while the peer "
+                  "started)", file=sys.stderr)  # fmt: skip
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+    return EXIT_PORT_IN_USE if in_use else 1
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
