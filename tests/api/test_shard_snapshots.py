@@ -7,13 +7,12 @@ Starlette app. Routes: ``POST|GET …/shards/{shard_id}/snapshots``, ``GET|DELET
 """
 
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 import trio
 import trio.testing
@@ -22,48 +21,27 @@ from refimpl.api.app import ApiContext, ApiError, create_app
 from refimpl.api.snapshots import check_recoverable
 from refimpl.consensus import ShardTransfer
 from refimpl.ids import PeerId, ShardId
-from refimpl.peer import harness
-from refimpl.peer.data_plane import attach_shards
-from refimpl.peer.harness import SimCluster, SimPeer
-from refimpl.peer.shards import LocalShards
+from refimpl.peer.harness import SimPeer
 from refimpl.replication import ReplicaState
 from refimpl.storage import parse_snapshot
+from tests.peer import _sim
+from tests.peer._sim import DIM, peer_by_id, points_body, shard_store, three_peers
 
-DIM = 4
+disk_shards = _sim.disk_shards  # the fixture; pytest finds it under this name
+
 NAME = "c"
-
-
-@pytest.fixture
-def disk_shards(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Shard files (and so snapshot directories) under ``tmp_path``."""
-    made: list[LocalShards] = []
-
-    def on_disk(peer_id: PeerId, machine: Any, root: Any, *, threaded: bool = True) -> Any:
-        shards = attach_shards(peer_id, machine, tmp_path / str(peer_id), threaded=threaded)
-        made.append(shards)
-        return shards
-
-    monkeypatch.setattr(harness, "attach_shards", on_disk)
-    yield
-    for shards in made:
-        shards.close()
 
 
 @pytest.fixture
 async def peers(disk_shards: None) -> AsyncIterator[list[SimPeer]]:
     """Three peers; collection ``c``: 2 shards, replication factor 2, points 0..99."""
     async with trio.open_nursery() as nursery:
-        sim = SimCluster(nursery, seed=11, with_data=True)
-        first = await sim.start_first()
-        await sim.wait_until(lambda: sim.leader() is not None)
-        await sim.join(first)
-        await sim.join(first)
-        await sim.wait_until(lambda: all(len(p.state.peers()) == 3 for p in sim.running()))
+        sim, first = await three_peers(nursery, seed=11)
         body = {"vectors": {"size": DIM, "distance": "Dot"}, "shard_number": 2,
                 "replication_factor": 2}  # fmt: skip
         assert await call(first, "PUT", f"/collections/{NAME}", body) is True
         await sim.wait_until(lambda: all(_all_active(p) for p in sim.peers))
-        await call(first, "PUT", f"/collections/{NAME}/points?wait=true", _points(range(100)))
+        await call(first, "PUT", f"/collections/{NAME}/points?wait=true", points_body(range(100)))
         yield sim.peers
         nursery.cancel_scope.cancel()
 
@@ -75,11 +53,6 @@ def _all_active(p: SimPeer) -> bool:
         return False
     states = [s for shard in coll.replicas.values() for s in shard.values()]
     return len(states) == 4 and set(states) == {ReplicaState.Active}
-
-
-def _points(ids: range) -> dict[str, Any]:
-    return {"points": [{"id": i, "vector": np.random.default_rng(i).normal(size=DIM).round(3)
-                        .tolist(), "payload": {"n": i}} for i in ids]}  # fmt: skip
 
 
 async def request(p: SimPeer, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -109,15 +82,8 @@ def _holders(p: SimPeer, shard_id: int) -> list[PeerId]:
     return sorted(p.plane.collections.view.cluster.collections[NAME].replicas[ShardId(shard_id)])
 
 
-def _by_id(peers: list[SimPeer], peer_id: PeerId) -> SimPeer:
-    return next(p for p in peers if p.peer_id == peer_id)
-
-
 def _local_ids(p: SimPeer, shard_id: int) -> list[int]:
-    assert p.plane is not None
-    shard = p.plane.shards.get(NAME, ShardId(shard_id))
-    assert shard is not None and shard.store is not None
-    return sorted(int(i) for i in shard.store.matching_ids(None))
+    return sorted(int(i) for i in shard_store(p, NAME, ShardId(shard_id)).matching_ids(None))
 
 
 async def test_create_list_download_delete_in_qdrants_shapes(
@@ -127,7 +93,7 @@ async def test_create_list_download_delete_in_qdrants_shapes(
     shard and peer; the download is the archive with the listed size and SHA-256; delete
     removes it; the collection's own snapshot list does not show it. ``GET …/snapshot``
     streams a fresh archive of the shard without keeping it."""
-    holder = _by_id(peers, _holders(peers[0], 1)[0])
+    holder = peer_by_id(peers, _holders(peers[0], 1)[0])
     base = f"/collections/{NAME}/shards/1/snapshots"
     made = await call(holder, "POST", base)
     assert set(made) == {"name", "creation_time", "size", "checksum"}
@@ -159,7 +125,7 @@ async def test_recover_from_a_file_and_from_an_upload(
     """Shard 0's snapshot taken on one holder, points deleted afterwards, recovered on the
     other holder from a file:// location (priority ``no_sync``: only that replica changes),
     then uploaded there with priority ``snapshot`` (both replicas end as the snapshot)."""
-    first, second = (_by_id(peers, p) for p in _holders(peers[0], 0))
+    first, second = (peer_by_id(peers, p) for p in _holders(peers[0], 0))
     base = f"/collections/{NAME}/shards/0/snapshots"
     made = await call(first, "POST", base)
     archive = (await request(first, "GET", f"{base}/{made['name']}")).content
@@ -216,7 +182,7 @@ async def test_bad_requests_are_clear_4xx_and_change_nothing(
     """Unknown collection, shard id out of range or not a number, a shard not held here, an
     archive of another shard, a corrupt archive, a wrong checksum, a bad priority, an upload
     without the ``snapshot`` field: 4xx naming the problem; the replica keeps its points."""
-    first, second = (_by_id(peers, p) for p in _holders(peers[0], 0))
+    first, second = (peer_by_id(peers, p) for p in _holders(peers[0], 0))
     outsider = next(p for p in peers if p.peer_id not in _holders(peers[0], 0))
     base = f"/collections/{NAME}/shards/0/snapshots"
     made = await call(first, "POST", base)

@@ -18,30 +18,37 @@ archive is caught by its checksums and sent again.
 import base64
 import os
 import random
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import trio
 import trio.testing
 
 from refimpl.consensus import ShardTransfer, StartTransfer, TransferMethod, encode_operation
-from refimpl.ids import PeerId, ShardId
-from refimpl.peer import harness, transfers
-from refimpl.peer.data_plane import attach_shards
+from refimpl.ids import ShardId
+from refimpl.peer import transfers
 from refimpl.peer.harness import SimCluster, SimPeer
 from refimpl.peer.node import ProposalError
 from refimpl.peer.router import ShardUnavailableError
-from refimpl.peer.shards import LocalShards
 from refimpl.peer.transfers import delta_start
-from refimpl.points import ALL_PAYLOAD, ScrollRequest
 from refimpl.replication import ReplicaState
-from refimpl.storage import ShardStore
+from tests.peer import _sim
+from tests.peer._sim import (
+    DIM,
+    peer_by_id,
+    points_body,
+    replica_states,
+    router_of,
+    shard_content,
+    shard_store,
+    three_peers,
+    watch_states,
+)
 
-DIM = 4
+disk_shards = _sim.disk_shards  # the fixture; pytest finds it under this name
+
 NAME = "g"
 SEEDS_ENV = os.environ.get("REFIMPL_GROUP_G_SEEDS")
 
@@ -58,74 +65,17 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 # ----------------------------------------------------------------------------- helpers
 
 
-@pytest.fixture
-def disk_shards(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Give every simulated peer shard directories under ``tmp_path`` (kept across a crash)."""
-    made: list[LocalShards] = []
-
-    def on_disk(peer_id: PeerId, machine: Any, root: Any, *, threaded: bool = True) -> Any:
-        shards = attach_shards(peer_id, machine, tmp_path / str(peer_id), threaded=threaded)
-        made.append(shards)
-        return shards
-
-    monkeypatch.setattr(harness, "attach_shards", on_disk)
-    yield
-    for shards in made:  # a crashed peer's files stay open until the test ends
-        shards.close()
-
-
-def _points(ids: Iterable[int]) -> dict[str, Any]:
-    out = []
-    for i in ids:
-        vector = np.random.default_rng(i).normal(size=DIM).round(3).tolist()
-        out.append({"id": i, "vector": vector, "payload": {"n": i}})
-    return {"points": out}
-
-
-def _replicas(p: SimPeer) -> dict[PeerId, ReplicaState]:
-    assert p.plane is not None
-    coll = p.plane.collections.view.cluster.collections.get(NAME)
-    return {} if coll is None else dict(coll.replicas[ShardId(0)])
-
-
 def _transfers(p: SimPeer) -> tuple[Any, ...]:
     assert p.plane is not None
     coll = p.plane.collections.view.cluster.collections.get(NAME)
     return () if coll is None else coll.transfers
 
 
-def _store(p: SimPeer) -> ShardStore:
-    assert p.plane is not None
-    shard = p.plane.shards.get(NAME, ShardId(0))
-    assert shard is not None and shard.store is not None
-    return shard.store
-
-
-def _content(p: SimPeer) -> dict[Any, tuple[tuple[float, ...], Any]]:
-    """Every point of ``p``'s replica: id -> (vector, payload)."""
-    request = ScrollRequest(limit=1_000_000, with_payload=ALL_PAYLOAD, with_vector=True)
-    page = _store(p).scroll(request)
-    return {r.id: (tuple(round(x, 3) for x in r.vector or ()), r.payload) for r in page.points}
-
-
-def _by_id(peers: list[SimPeer], peer_id: PeerId) -> SimPeer:
-    return next(p for p in peers if p.peer_id == peer_id)
-
-
-def _router(p: SimPeer) -> Any:
-    assert p.plane is not None
-    return p.plane.router
-
-
 async def _cluster(
     nursery: trio.Nursery, seed: int, *, rf: int, wcf: int = 1, batches: int = 10
 ) -> tuple[SimCluster, list[SimPeer]]:
     """Three peers, one collection of one shard, ``batches`` x 10 points written."""
-    sim = SimCluster(nursery, seed=seed, with_data=True)
-    first = await sim.start_first()
-    await sim.wait_until(lambda: sim.leader() is not None)
-    await sim.join(first)
-    await sim.join(first)
+    sim, first = await three_peers(nursery, seed)
     await sim.wait_until(
         lambda: (
             len(sim.running()) == 3
@@ -139,10 +89,13 @@ async def _cluster(
             "replication_factor": rf, "write_consistency_factor": wcf}  # fmt: skip
     await first.plane.collections.create(NAME, body, 10)
     await sim.wait_until(
-        lambda: all(len(_replicas(p)) == rf and set(_replicas(p).values()) == {A} for p in peers)
+        lambda: all(
+            len(replica_states(p, NAME)) == rf and set(replica_states(p, NAME).values()) == {A}
+            for p in peers
+        )
     )
     for b in range(batches):
-        await _router(first).upsert(NAME, _points(range(10 * b, 10 * b + 10)), wait=True)
+        await router_of(first).upsert(NAME, points_body(range(10 * b, 10 * b + 10)), wait=True)
     return sim, peers
 
 
@@ -171,30 +124,15 @@ def _spy_reads(p: SimPeer, seen_by: SimPeer) -> list[ReplicaState | None]:
     states: list[ReplicaState | None] = []
 
     async def spy(body: dict[str, Any]) -> dict[str, Any]:
-        states.append(_replicas(seen_by).get(p.peer_id))
+        states.append(replica_states(seen_by, NAME).get(p.peer_id))
         return await original(body)
 
     p.peer.request_handlers["shard_read"] = spy
     return states
 
 
-def _watch_states(nursery: trio.Nursery, of: SimPeer, seen_by: SimPeer) -> list[Any]:
-    """The distinct successive states of ``of``'s replica, as ``seen_by`` applies them."""
-    seen: list[Any] = []
-
-    async def watch() -> None:
-        while True:
-            state = _replicas(seen_by).get(of.peer_id)
-            if not seen or seen[-1] is not state:
-                seen.append(state)
-            await trio.sleep(0.002)
-
-    nursery.start_soon(watch)
-    return seen
-
-
 async def _count(p: SimPeer) -> int:
-    return int((await _router(p).count(NAME, {"exact": True}))["count"])
+    return int((await router_of(p).count(NAME, {"exact": True}))["count"])
 
 
 # ------------------------------------------------------------------------- G-1 .. G-3
@@ -212,19 +150,19 @@ async def test_g1_a_failed_replica_is_dead_before_the_write_is_acknowledged(
         coordinator, other, victim = peers
         undo = _fail_updates(victim)
         reads = _spy_reads(victim, coordinator)
-        await _router(coordinator).upsert(NAME, _points(range(1000, 1010)), wait=True)
-        assert _replicas(coordinator) == {coordinator.peer_id: A, other.peer_id: A,
-                                          victim.peer_id: D}  # fmt: skip
+        await router_of(coordinator).upsert(NAME, points_body(range(1000, 1010)), wait=True)
+        assert replica_states(coordinator, NAME) == {
+            coordinator.peer_id: A, other.peer_id: A, victim.peer_id: D}  # fmt: skip
         for _ in range(10):
             assert await _count(coordinator) == 110
             assert await _count(other) == 110
         undo()
         # It recovers by itself (G-5); reads reach it only once it is Active.
-        await sim.wait_until(lambda: _replicas(coordinator).get(victim.peer_id) is A)
+        await sim.wait_until(lambda: replica_states(coordinator, NAME).get(victim.peer_id) is A)
         for _ in range(10):
             assert await _count(coordinator) == 110
         assert all(state is A for state in reads), reads
-        assert _content(victim) == _content(coordinator)
+        assert shard_content(victim, NAME) == shard_content(coordinator, NAME)
         nursery.cancel_scope.cancel()
 
 
@@ -240,10 +178,10 @@ async def test_g1_when_consensus_cannot_commit_dead_the_client_gets_an_error(
         coordinator, *others = peers
         sim.network.partition([coordinator.address], [p.address for p in others])
         with pytest.raises(ShardUnavailableError) as error:
-            await _router(coordinator).upsert(NAME, _points(range(1000, 1010)), wait=True)
+            await router_of(coordinator).upsert(NAME, points_body(range(1000, 1010)), wait=True)
         assert "not guaranteed" in error.value.message
         for p in others:  # the majority side never saw a Dead replica
-            assert set(_replicas(p).values()) == {A}
+            assert set(replica_states(p, NAME).values()) == {A}
         sim.network.heal()
         nursery.cancel_scope.cancel()
 
@@ -261,16 +199,20 @@ async def test_g2_too_few_successes_is_an_error_and_marks_nobody_dead(
         undos = [_fail_updates(v) for v in victims]
         new = range(1000, 1010)
         with pytest.raises(ShardUnavailableError):
-            await _router(coordinator).upsert(NAME, _points(new), wait=True)
+            await router_of(coordinator).upsert(NAME, points_body(new), wait=True)
         await trio.sleep(3.0)  # time for any (wrong) Dead proposal to apply
         for p in peers:
-            assert set(_replicas(p).values()) == {A}, _replicas(p)
-        assert set(new) <= set(_content(coordinator)), "the successful replica kept it"
-        assert not set(new) & set(_content(victims[0])), "the failed replicas did not"
+            assert set(replica_states(p, NAME).values()) == {A}, replica_states(p, NAME)
+        assert set(new) <= set(shard_content(coordinator, NAME)), "the successful replica kept it"
+        assert not set(new) & set(shard_content(victims[0], NAME)), "the failed replicas did not"
         for undo in undos:
             undo()
-        await _router(coordinator).upsert(NAME, _points(new), wait=True)
-        assert _content(victims[0]) == _content(victims[1]) == _content(coordinator)
+        await router_of(coordinator).upsert(NAME, points_body(new), wait=True)
+        assert (
+            shard_content(victims[0], NAME)
+            == shard_content(victims[1], NAME)
+            == shard_content(coordinator, NAME)
+        )
         nursery.cancel_scope.cancel()
 
 
@@ -290,19 +232,21 @@ async def test_g3_write_consistency_truth_table(
         for p in failing:
             _fail_updates(p)
         try:
-            await _router(coordinator).upsert(NAME, _points(range(1000, 1005)), wait=True)
+            await router_of(coordinator).upsert(NAME, points_body(range(1000, 1005)), wait=True)
         except ShardUnavailableError:
             succeeded = False
         else:
             succeeded = True
         assert succeeded is (3 - k >= wcf)
         expected = {p.peer_id: (D if succeeded and p in failing else A) for p in peers}
-        assert _replicas(coordinator) == expected
+        assert replica_states(coordinator, NAME) == expected
         if succeeded:
-            assert set(range(1000, 1005)) <= set(_content(coordinator))
+            assert set(range(1000, 1005)) <= set(shard_content(coordinator, NAME))
         else:
             await trio.sleep(3.0)
-            assert _replicas(coordinator) == expected, "a failed write marked someone Dead"
+            assert replica_states(coordinator, NAME) == expected, (
+                "a failed write marked someone Dead"
+            )
         nursery.cancel_scope.cancel()
 
 
@@ -324,10 +268,10 @@ async def test_g5_a_dead_replica_recovers_by_wal_delta_and_serves_no_reads_meanw
         sim.kill(victim)
         missed = 5
         for b in range(missed):
-            await _router(coordinator).upsert(NAME, _points(range(5000 + 10 * b, 5010 + 10 * b)),
-                                              wait=True)  # fmt: skip
-        assert _replicas(coordinator)[victim.peer_id] is D
-        seen = _watch_states(nursery, victim, coordinator)
+            batch = points_body(range(5000 + 10 * b, 5010 + 10 * b))
+            await router_of(coordinator).upsert(NAME, batch, wait=True)
+        assert replica_states(coordinator, NAME)[victim.peer_id] is D
+        seen = watch_states(nursery, victim, coordinator, NAME)
         await sim.restart(victim)
         assert victim.peer is not None
         methods: list[Any] = []
@@ -354,14 +298,18 @@ async def test_g5_a_dead_replica_recovers_by_wal_delta_and_serves_no_reads_meanw
 
         nursery.start_soon(reader)
         await sim.wait_until(
-            lambda: all(_replicas(p).get(victim.peer_id) is A for p in peers) and not any(
-                _transfers(p) for p in peers)
+            lambda: all(replica_states(p, NAME).get(victim.peer_id) is A for p in peers)
+            and not any(_transfers(p) for p in peers)
         )  # fmt: skip
         assert seen == [D, R, P, A]
         assert methods == ["wal_delta"] and sum(received) == missed
         assert all(state is A for state in reads), reads
-        assert _content(victim) == _content(coordinator) == _content(other)
-        assert len(_content(victim)) == 300 + 10 * missed
+        assert (
+            shard_content(victim, NAME)
+            == shard_content(coordinator, NAME)
+            == shard_content(other, NAME)
+        )
+        assert len(shard_content(victim, NAME)) == 300 + 10 * missed
         nursery.cancel_scope.cancel()
 
 
@@ -388,7 +336,7 @@ class _Workload:
             if p.up:
                 batch = set(range(n, n + 3))
                 try:
-                    await _router(p).upsert(NAME, _points(batch), wait=True)
+                    await router_of(p).upsert(NAME, points_body(batch), wait=True)
                 except ShardUnavailableError:
                     self.maybe_up |= batch
                 else:
@@ -402,7 +350,7 @@ class _Workload:
             if p.up and live:
                 batch = set(self.rng.sample(live, min(2, len(live))))
                 try:
-                    await _router(p).delete(NAME, {"points": sorted(batch)}, wait=True)
+                    await router_of(p).delete(NAME, {"points": sorted(batch)}, wait=True)
                 except ShardUnavailableError:
                     self.maybe_del |= batch
                 else:
@@ -426,7 +374,11 @@ class _Workload:
 async def _settled(sim: SimCluster, peers: list[SimPeer]) -> None:
     """Wait until no transfer runs and every replica is Active, as every peer sees it."""
     await sim.wait_until(
-        lambda: all(not _transfers(p) and set(_replicas(p).values()) == {A} for p in peers if p.up),
+        lambda: all(
+            not _transfers(p) and set(replica_states(p, NAME).values()) == {A}
+            for p in peers
+            if p.up
+        ),
         timeout_s=120,
     )
 
@@ -451,8 +403,8 @@ async def test_g6_a_transfer_under_concurrent_upserts_and_deletes_loses_nothing(
     monkeypatch.setattr(transfers, "CHUNK_BYTES", 4096)
     async with trio.open_nursery() as nursery:
         sim, peers = await _cluster(nursery, seed, rf=1, batches=30)
-        (source_id,) = _replicas(peers[0])
-        source = _by_id(peers, source_id)
+        (source_id,) = replica_states(peers[0], NAME)
+        source = peer_by_id(peers, source_id)
         target = next(p for p in peers if p is not source)
         assert target.peer is not None
         chunks: list[int] = []
@@ -464,7 +416,7 @@ async def test_g6_a_transfer_under_concurrent_upserts_and_deletes_loses_nothing(
 
         target.peer.request_handlers["transfer_chunk"] = spy
         work = _Workload(peers, seed)
-        seen = _watch_states(nursery, target, source)
+        seen = watch_states(nursery, target, source, NAME)
         async with trio.open_nursery() as clients:
             work.start(clients, peers)
             await trio.sleep(0.1)
@@ -479,10 +431,10 @@ async def test_g6_a_transfer_under_concurrent_upserts_and_deletes_loses_nothing(
         middle = [P] if method == "stream_records" else [R, P]
         assert seen == [None, *middle, A]
         assert (len(chunks) > 3) is (method == "snapshot"), chunks
-        holders = [_by_id(peers, p) for p in _replicas(source)]
+        holders = [peer_by_id(peers, p) for p in replica_states(source, NAME)]
         assert ({h.peer_id for h in holders} ==
                 ({source.peer_id, target.peer_id} if sync else {target.peer_id}))  # fmt: skip
-        contents = [_content(h) for h in holders]
+        contents = [shard_content(h, NAME) for h in holders]
         work.check(set(contents[0]))
         assert all(c == contents[0] for c in contents), "Active replicas differ"
         nursery.cancel_scope.cancel()
@@ -497,10 +449,10 @@ async def test_g6_wal_delta_falls_back_to_streaming_when_the_wal_was_compacted(
     as usual; nothing is lost under concurrent writes."""
     async with trio.open_nursery() as nursery:
         sim, peers = await _cluster(nursery, 7, rf=1, batches=30)
-        (source_id,) = _replicas(peers[0])
-        source = _by_id(peers, source_id)
+        (source_id,) = replica_states(peers[0], NAME)
+        source = peer_by_id(peers, source_id)
         target = next(p for p in peers if p is not source)
-        store = _store(source)
+        store = shard_store(source, NAME)
         store.config = replace(store.config, wal_retain_ops=3)
         store.checkpoint()
         assert store.wal.dropped_through > 0
@@ -526,8 +478,8 @@ async def test_g6_wal_delta_falls_back_to_streaming_when_the_wal_was_compacted(
             work.stop.set()
         await trio.sleep(0.5)
         assert methods == ["wal_delta", "stream_records"]
-        work.check(set(_content(target)))
-        assert _content(target) == _content(source)
+        work.check(set(shard_content(target, NAME)))
+        assert shard_content(target, NAME) == shard_content(source, NAME)
         nursery.cancel_scope.cancel()
 
 
@@ -571,11 +523,11 @@ async def test_g7_a_target_crash_aborts_the_move_cleanly_and_a_retry_completes(
     passes G-6's content check."""
     async with trio.open_nursery() as nursery:
         sim, peers = await _cluster(nursery, seed, rf=1, batches=30)
-        (source_id,) = _replicas(peers[0])
-        source = _by_id(peers, source_id)
+        (source_id,) = replica_states(peers[0], NAME)
+        source = peer_by_id(peers, source_id)
         target = next(p for p in peers if p is not source)
         third = next(p for p in peers if p not in (source, target))
-        seen = _watch_states(nursery, target, source)
+        seen = watch_states(nursery, target, source, NAME)
         work = _Workload(peers, seed, pause_s=0.05)
         t = ShardTransfer(ShardId(0), source.peer_id, target.peer_id, False,
                           TransferMethod(method))  # fmt: skip
@@ -584,18 +536,22 @@ async def test_g7_a_target_crash_aborts_the_move_cleanly_and_a_retry_completes(
             assert source.peer is not None  # it returns once the source applied the start
             assert await source.peer.propose(encode_operation(StartTransfer(NAME, t))) is True
             sim.kill(target)
-            await sim.wait_until(lambda: _replicas(source) == {source.peer_id: A}, timeout_s=120)
+            await sim.wait_until(
+                lambda: replica_states(source, NAME) == {source.peer_id: A}, timeout_s=120
+            )
             assert A not in seen, seen
             await sim.restart(target)
             await sim.wait_until(lambda: sim.leader() is not None and len(sim.running()) == 3)
-            await sim.wait_until(lambda: _replicas(target) == {source.peer_id: A})
+            await sim.wait_until(lambda: replica_states(target, NAME) == {source.peer_id: A})
             assert source.peer is not None
             assert await source.peer.propose(encode_operation(StartTransfer(NAME, t))) is True
-            await sim.wait_until(lambda: _replicas(source) == {target.peer_id: A}, timeout_s=120)
+            await sim.wait_until(
+                lambda: replica_states(source, NAME) == {target.peer_id: A}, timeout_s=120
+            )
             await trio.sleep(0.2)
             work.stop.set()
         await _settled(sim, peers)
-        work.check(set(_content(target)))
+        work.check(set(shard_content(target, NAME)))
         nursery.cancel_scope.cancel()
 
 
@@ -612,11 +568,11 @@ async def test_g7_a_source_crash_leaves_the_target_unreadable_until_the_source_r
     the restarted source resumes it — the same end state.)"""
     async with trio.open_nursery() as nursery:
         sim, peers = await _cluster(nursery, seed, rf=1, batches=30)
-        (source_id,) = _replicas(peers[0])
-        source = _by_id(peers, source_id)
+        (source_id,) = replica_states(peers[0], NAME)
+        source = peer_by_id(peers, source_id)
         target = next(p for p in peers if p is not source)
         third = next(p for p in peers if p not in (source, target))
-        seen = _watch_states(nursery, target, third)
+        seen = watch_states(nursery, target, third, NAME)
         t = ShardTransfer(ShardId(0), source.peer_id, target.peer_id, True,
                           TransferMethod(method))  # fmt: skip
         assert source.peer is not None  # it returns once the source applied the start
@@ -624,14 +580,14 @@ async def test_g7_a_source_crash_leaves_the_target_unreadable_until_the_source_r
         sim.kill(source)
         await trio.sleep(5.0)
         assert A not in seen[1:], seen
-        assert _replicas(third)[source.peer_id] is A
+        assert replica_states(third, NAME)[source.peer_id] is A
         with pytest.raises(ShardUnavailableError):  # only the source may answer a read
             await _count(third)
         await sim.restart(source)
         await _settled(sim, peers)
         assert seen[-1] is A
-        assert _content(target) == _content(source)
-        assert set(_content(target)) == set(range(300))
+        assert shard_content(target, NAME) == shard_content(source, NAME)
+        assert set(shard_content(target, NAME)) == set(range(300))
         nursery.cancel_scope.cancel()
 
 
@@ -661,7 +617,7 @@ async def test_g9_two_followers_down_no_metadata_no_acked_writes_then_convergenc
         for b in range(2):
             batch = range(2000 + 10 * b, 2010 + 10 * b)
             with pytest.raises(ShardUnavailableError):
-                await _router(leader).upsert(NAME, _points(batch), wait=True)
+                await router_of(leader).upsert(NAME, points_body(batch), wait=True)
             failed.append(batch)
         for p in followers:
             await sim.restart(p)
@@ -670,12 +626,12 @@ async def test_g9_two_followers_down_no_metadata_no_acked_writes_then_convergenc
             with trio.fail_after(60):
                 while True:
                     try:
-                        await _router(leader).upsert(NAME, _points(batch), wait=True)
+                        await router_of(leader).upsert(NAME, points_body(batch), wait=True)
                         break
                     except ShardUnavailableError:
                         await trio.sleep(0.5)
         await _settled(sim, peers)
-        contents = [_content(p) for p in peers]
+        contents = [shard_content(p, NAME) for p in peers]
         assert contents[0] == contents[1] == contents[2]
         assert set(contents[0]) == set(range(50)) | {i for b in failed for i in b}
         nursery.cancel_scope.cancel()
@@ -691,8 +647,8 @@ async def test_a_corrupted_snapshot_is_refused_and_the_next_attempt_completes(
     monkeypatch.setattr(transfers, "CHUNK_BYTES", 4096)
     async with trio.open_nursery() as nursery:
         sim, peers = await _cluster(nursery, 3, rf=1, batches=30)
-        (source_id,) = _replicas(peers[0])
-        source = _by_id(peers, source_id)
+        (source_id,) = replica_states(peers[0], NAME)
+        source = peer_by_id(peers, source_id)
         target = next(p for p in peers if p is not source)
         assert target.peer is not None
         receive = target.peer.request_handlers["transfer_chunk"]
@@ -713,7 +669,7 @@ async def test_a_corrupted_snapshot_is_refused_and_the_next_attempt_completes(
 
         target.peer.request_handlers["transfer_chunk"] = damage_once
         target.peer.request_handlers["transfer_restore"] = spy_restore
-        seen = _watch_states(nursery, target, source)
+        seen = watch_states(nursery, target, source, NAME)
         t = ShardTransfer(ShardId(0), source.peer_id, target.peer_id, True,
                           TransferMethod.SNAPSHOT)  # fmt: skip
         assert source.peer is not None
@@ -721,6 +677,6 @@ async def test_a_corrupted_snapshot_is_refused_and_the_next_attempt_completes(
         await _settled(sim, peers)
         assert restores == [False, True]
         assert seen == [None, R, P, A]
-        assert _content(target) == _content(source)
-        assert len(_content(target)) == 300
+        assert shard_content(target, NAME) == shard_content(source, NAME)
+        assert len(shard_content(target, NAME)) == 300
         nursery.cancel_scope.cancel()

@@ -11,61 +11,35 @@ Full peers (consensus, router, shards on disk, transfers) run in one process in 
 """
 
 import random
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import trio
 import trio.testing
 
 from refimpl.api.app import ApiError
 from refimpl.api.shard_snapshots import recover_shard, shard_archive
-from refimpl.ids import PeerId, ShardId
-from refimpl.peer import harness
-from refimpl.peer.data_plane import attach_shards
+from refimpl.ids import ShardId
 from refimpl.peer.harness import SimCluster, SimPeer
-from refimpl.peer.shards import LocalShards
-from refimpl.points import ALL_PAYLOAD, ScrollRequest
 from refimpl.replication import ReplicaState
 from refimpl.replication.reads import ReadConsistencyType
+from tests.peer import _sim
+from tests.peer._sim import (
+    DIM,
+    points_body,
+    replica_states,
+    router_of,
+    shard_content,
+    three_peers,
+    watch_states,
+)
 
-DIM = 4
+disk_shards = _sim.disk_shards  # the fixture; pytest finds it under this name
+
 NAME = "g8"
 S0 = ShardId(0)
 A, D, R = ReplicaState.Active, ReplicaState.Dead, ReplicaState.Recovery
 ALL = ReadConsistencyType.ALL
-
-
-@pytest.fixture
-def disk_shards(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Shard files under ``tmp_path`` (they survive a crash, as on a real disk)."""
-    made: list[LocalShards] = []
-
-    def on_disk(peer_id: PeerId, machine: Any, root: Any, *, threaded: bool = True) -> Any:
-        shards = attach_shards(peer_id, machine, tmp_path / str(peer_id), threaded=threaded)
-        made.append(shards)
-        return shards
-
-    monkeypatch.setattr(harness, "attach_shards", on_disk)
-    yield
-    for shards in made:
-        shards.close()
-
-
-def _points(ids: range) -> dict[str, Any]:
-    out = []
-    for i in ids:
-        vector = np.random.default_rng(i).normal(size=DIM).round(3).tolist()
-        out.append({"id": i, "vector": vector, "payload": {"n": i}})
-    return {"points": out}
-
-
-def _replicas(p: SimPeer) -> dict[PeerId, ReplicaState]:
-    assert p.plane is not None
-    coll = p.plane.collections.view.cluster.collections.get(NAME)
-    return {} if coll is None else dict(coll.replicas[S0])
 
 
 def _settled(peers: list[SimPeer]) -> bool:
@@ -78,36 +52,16 @@ def _settled(peers: list[SimPeer]) -> bool:
     return True
 
 
-def _content(p: SimPeer) -> dict[Any, tuple[tuple[float, ...], Any]]:
-    """Every point of ``p``'s replica: id -> (vector, payload)."""
-    assert p.plane is not None
-    shard = p.plane.shards.get(NAME, S0)
-    assert shard is not None and shard.store is not None
-    request = ScrollRequest(limit=1_000_000, with_payload=ALL_PAYLOAD, with_vector=True)
-    page = shard.store.scroll(request)
-    return {r.id: (tuple(round(x, 3) for x in r.vector or ()), r.payload) for r in page.points}
-
-
-def _router(p: SimPeer) -> Any:
-    assert p.plane is not None
-    return p.plane.router
-
-
 async def _cluster(nursery: trio.Nursery, seed: int) -> tuple[SimCluster, list[SimPeer]]:
     """Three peers, one shard replicated on all three, points 0..199 written."""
-    sim = SimCluster(nursery, seed=seed, with_data=True)
-    first = await sim.start_first()
-    await sim.wait_until(lambda: sim.leader() is not None)
-    await sim.join(first)
-    await sim.join(first)
-    await sim.wait_until(lambda: all(len(p.state.peers()) == 3 for p in sim.running()))
+    sim, first = await three_peers(nursery, seed)
     assert first.plane is not None
     body = {"vectors": {"size": DIM, "distance": "Dot"}, "shard_number": 1,
             "replication_factor": 3}  # fmt: skip
     await first.plane.collections.create(NAME, body, 10)
-    await sim.wait_until(lambda: all(len(_replicas(p)) == 3 for p in sim.peers))
+    await sim.wait_until(lambda: all(len(replica_states(p, NAME)) == 3 for p in sim.peers))
     await sim.wait_until(lambda: _settled(sim.peers))
-    await _router(first).upsert(NAME, _points(range(200)), wait=True)
+    await router_of(first).upsert(NAME, points_body(range(200)), wait=True)
     return sim, sim.peers
 
 
@@ -117,26 +71,11 @@ async def _snapshot_then_write(peers: list[SimPeer]) -> tuple[bytes, dict[Any, A
     one = peers[0]
     assert one.plane is not None
     data = await shard_archive(one.plane, NAME, S0)
-    at_t = _content(one)
-    await _router(one).upsert(NAME, _points(range(150, 260)), wait=True)
-    await _router(one).delete(NAME, {"points": list(range(0, 30))}, wait=True)
-    assert _content(one) != at_t
+    at_t = shard_content(one, NAME)
+    await router_of(one).upsert(NAME, points_body(range(150, 260)), wait=True)
+    await router_of(one).delete(NAME, {"points": list(range(0, 30))}, wait=True)
+    assert shard_content(one, NAME) != at_t
     return data, at_t
-
-
-def _watch(nursery: trio.Nursery, of: SimPeer, seen_by: SimPeer) -> list[Any]:
-    """The successive states of ``of``'s replica as ``seen_by`` applies them."""
-    seen: list[Any] = []
-
-    async def watch() -> None:
-        while True:
-            state = _replicas(seen_by).get(of.peer_id)
-            if not seen or seen[-1] is not state:
-                seen.append(state)
-            await trio.sleep(0.002)
-
-    nursery.start_soon(watch)
-    return seen
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -150,16 +89,16 @@ async def test_g8_snapshot_priority_makes_the_snapshot_the_truth(
         sim, peers = await _cluster(nursery, seed)
         data, at_t = await _snapshot_then_write(peers)
         two, three = peers[1], peers[2]
-        seen = _watch(nursery, two, three)
+        seen = watch_states(nursery, two, three, NAME)
         assert two.plane is not None
         assert await recover_shard(two.plane, NAME, S0, data, "snapshot") is True
-        assert _replicas(two)[two.peer_id] is A
-        assert _content(two) == at_t
+        assert replica_states(two, NAME)[two.peer_id] is A
+        assert shard_content(two, NAME) == at_t
         await sim.wait_until(lambda: _settled(peers), timeout_s=120)
         assert seen[:3] == [A, R, A], seen
         for p in peers:
-            assert _content(p) == at_t, f"peer {p.peer_id} differs from the snapshot"
-        assert (await _router(three).count(NAME, {"exact": True}, ALL))["count"] == len(at_t)
+            assert shard_content(p, NAME) == at_t, f"peer {p.peer_id} differs from the snapshot"
+        assert (await router_of(three).count(NAME, {"exact": True}, ALL))["count"] == len(at_t)
         nursery.cancel_scope.cancel()
 
 
@@ -175,13 +114,13 @@ async def test_g8_replica_priority_catches_up_to_the_active_source_under_writes(
         sim, peers = await _cluster(nursery, seed)
         data, at_t = await _snapshot_then_write(peers)
         one, two, three = peers
-        seen = _watch(nursery, two, three)
+        seen = watch_states(nursery, two, three, NAME)
         acked: list[int] = []
 
         async def writer() -> None:
             for b in range(20):
                 ids = range(1000 + 10 * b, 1010 + 10 * b)
-                await _router(three).upsert(NAME, _points(ids), wait=True)
+                await router_of(three).upsert(NAME, points_body(ids), wait=True)
                 acked.extend(ids)
                 await trio.sleep(0.05)
 
@@ -192,9 +131,9 @@ async def test_g8_replica_priority_catches_up_to_the_active_source_under_writes(
         await sim.wait_until(lambda: _settled(peers), timeout_s=120)
         assert seen[:3] == [A, R, D], seen
         assert seen[-1] is A and seen.count(A) == 2, seen
-        assert _content(two) == _content(one) == _content(three)
-        assert set(acked) <= set(_content(two))
-        assert _content(two) != at_t, "the source's later writes win over the snapshot"
+        assert shard_content(two, NAME) == shard_content(one, NAME) == shard_content(three, NAME)
+        assert set(acked) <= set(shard_content(two, NAME))
+        assert shard_content(two, NAME) != at_t, "the source's later writes win over the snapshot"
         nursery.cancel_scope.cancel()
 
 
@@ -208,12 +147,12 @@ async def test_g8_no_sync_restores_only_this_replica(
         sim, peers = await _cluster(nursery, seed)
         data, at_t = await _snapshot_then_write(peers)
         one, two, three = peers
-        later = _content(one)
+        later = shard_content(one, NAME)
         assert two.plane is not None
         assert await recover_shard(two.plane, NAME, S0, data, "no_sync") is True
         await sim.wait_until(lambda: _settled(peers))
-        assert _content(two) == at_t
-        assert _content(one) == _content(three) == later
+        assert shard_content(two, NAME) == at_t
+        assert shard_content(one, NAME) == shard_content(three, NAME) == later
         nursery.cancel_scope.cancel()
 
 
@@ -230,13 +169,13 @@ async def test_g8_a_crash_during_recovery_leaves_the_replica_unreadable_and_retr
         sim, peers = await _cluster(nursery, seed)
         data, at_t = await _snapshot_then_write(peers)
         one, two, three = peers
-        before = _content(two)
+        before = shard_content(two, NAME)
         delay = random.Random(seed).uniform(0.0, 0.1)
 
         def restoring() -> bool:
-            if _replicas(two).get(two.peer_id) is not R:
+            if replica_states(two, NAME).get(two.peer_id) is not R:
                 return False
-            return seed == 0 or _content(two) == at_t  # seed 1: once the swap is done
+            return seed == 0 or shard_content(two, NAME) == at_t  # seed 1: once the swap is done
 
         with trio.CancelScope() as attempt:
             async with trio.open_nursery() as inner:
@@ -256,23 +195,25 @@ async def test_g8_a_crash_during_recovery_leaves_the_replica_unreadable_and_retr
                 await recover_shard(two.plane, NAME, S0, data, "snapshot")
                 await trio.sleep(10)  # finished before the crash: let it strike anyway
         await sim.restart(two)
-        await sim.wait_until(lambda: len(_replicas(two)) == 3)
+        await sim.wait_until(lambda: len(replica_states(two, NAME)) == 3)
         await trio.sleep(5)
-        state = _replicas(three)[two.peer_id]
+        state = replica_states(three, NAME)[two.peer_id]
         if seed < 2:
             assert state is R
         if state is R:
-            assert _replicas(two)[two.peer_id] is R
+            assert replica_states(two, NAME)[two.peer_id] is R
             for _ in range(5):
-                count = (await _router(three).count(NAME, {"exact": True}))["count"]
-                assert count == len(_content(one))  # from the two Active replicas only
+                count = (await router_of(three).count(NAME, {"exact": True}))["count"]
+                assert count == len(shard_content(one, NAME))  # from the two Active replicas only
         else:
-            assert state is A and _content(two) in (before, at_t), "never half a recovery"
+            assert state is A and shard_content(two, NAME) in (before, at_t), (
+                "never half a recovery"
+            )
         assert two.plane is not None
         assert await recover_shard(two.plane, NAME, S0, data, "snapshot") is True
-        assert _content(two) == at_t
+        assert shard_content(two, NAME) == at_t
         await sim.wait_until(lambda: _settled(peers), timeout_s=120)
-        assert _content(one) == _content(three) == at_t
+        assert shard_content(one, NAME) == shard_content(three, NAME) == at_t
         nursery.cancel_scope.cancel()
 
 
@@ -286,7 +227,7 @@ async def test_g8_refusals_change_nothing(
         one, two, _three = peers
         assert one.plane is not None and two.plane is not None
         data = await shard_archive(one.plane, NAME, S0)
-        before = _content(two)
+        before = shard_content(two, NAME)
         corrupt = bytearray(data)
         corrupt[len(corrupt) // 2] ^= 0xFF
         cases: list[tuple[bytes, ShardId, Any, str]] = [
@@ -299,5 +240,5 @@ async def test_g8_refusals_change_nothing(
             with pytest.raises(ApiError) as refused:
                 await recover_shard(two.plane, NAME, shard_id, blob, "snapshot", checksum=checksum)
             assert refused.value.status_code == 400 and why in refused.value.message
-        assert _replicas(two)[two.peer_id] is A and _content(two) == before
+        assert replica_states(two, NAME)[two.peer_id] is A and shard_content(two, NAME) == before
         nursery.cancel_scope.cancel()
