@@ -1,13 +1,18 @@
-"""Shared pieces of the real-process cluster tests: a started cluster and plain REST calls."""
+"""Shared pieces of the real-process cluster tests: a started cluster, plain REST calls, and
+calls that wait out a 503 (no leader for a moment) the way a client following Retry-After does."""
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from refimpl.launcher import LocalCluster
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -32,3 +37,36 @@ def ok(url: str, method: str, path: str, body: Any = None) -> Any:
     response = call(url, method, path, body)
     assert response.status_code == 200, response.text
     return response.json()["result"]
+
+
+def call_retrying(
+    url: str, method: str, path: str, body: Any = None, *, patience_s: float = 20.0, **kwargs: Any
+) -> httpx.Response:
+    """One REST request, sent again after the answer's ``Retry-After`` while it is 503; the
+    503 itself once ``patience_s`` has passed (a longer outage is the test's to judge).
+    ``kwargs`` go to httpx (``files``, ``headers``)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        response = httpx.request(method, url + path, json=body, timeout=60, **kwargs)
+        if response.status_code != 503 or time.monotonic() > deadline:
+            return response
+        time.sleep(float(response.headers.get("Retry-After", "0.2")))
+
+
+def ok_retrying(url: str, method: str, path: str, body: Any = None) -> Any:
+    """The ``result`` of a request that must answer 200 once any 503 is waited out."""
+    response = call_retrying(url, method, path, body)
+    assert response.status_code == 200, (method, path, response.text)
+    return response.json()["result"]
+
+
+def client_retrying(call: Callable[[], T], attempts: int = 50) -> T:
+    """``call()`` (a qdrant-client call), again after Retry-After while the server answers 503."""
+    for _ in range(attempts - 1):
+        try:
+            return call()
+        except UnexpectedResponse as exc:
+            if exc.status_code != 503:
+                raise
+            time.sleep(float(exc.headers.get("retry-after", "1")))
+    return call()

@@ -9,7 +9,6 @@ its Retry-After as a client would; anything else than 200 or 503 fails the test.
 """
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 
 from refimpl.launcher import LocalCluster
-from tests.cluster._support import running_cluster
+from tests.cluster._support import call_retrying, ok_retrying, running_cluster
 
 pytestmark = pytest.mark.cluster
 TICK_MS = 50
@@ -34,22 +33,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         yield c
 
 
-def _request(url: str, method: str, path: str, body: Any = None) -> httpx.Response:
-    """One call; a 503 is retried after its Retry-After (for up to ~20 s), as a client would."""
-    deadline = time.monotonic() + 20
-    while True:
-        response = httpx.request(method, url + path, json=body, timeout=60)
-        if response.status_code != 503 or time.monotonic() > deadline:
-            return response
-        time.sleep(float(response.headers.get("Retry-After", "0.2")))
-
-
-def _ok(url: str, method: str, path: str, body: Any = None) -> Any:
-    response = _request(url, method, path, body)
-    assert response.status_code == 200, (method, path, response.text)
-    return response.json()["result"]
-
-
 def _points(ids: range) -> list[dict[str, Any]]:
     rng = np.random.default_rng(ids.start)
     return [{"id": i, "vector": rng.normal(size=DIM).round(3).tolist()} for i in ids]
@@ -57,7 +40,7 @@ def _points(ids: range) -> list[dict[str, Any]]:
 
 def _placement(url: str, name: str) -> tuple[dict[tuple[int, int], str], list[Any], dict[int, int]]:
     """One peer's view: {(shard, peer id): state}, the transfers, {local shard: points}."""
-    info = _ok(url, "GET", f"/collections/{name}/cluster")
+    info = ok_retrying(url, "GET", f"/collections/{name}/cluster")
     me = info["peer_id"]
     replicas = {(s["shard_id"], me): s["state"] for s in info["local_shards"]}
     replicas |= {(s["shard_id"], s["peer_id"]): s["state"] for s in info["remote_shards"]}
@@ -71,12 +54,12 @@ def _settled(url: str, name: str) -> bool:
 
 
 def _peer_id(url: str) -> int:
-    return int(_ok(url, "GET", "/cluster")["peer_id"])
+    return int(ok_retrying(url, "GET", "/cluster")["peer_id"])
 
 
 def _move(cluster: LocalCluster, url: str, shard: int, src: int, dst: int) -> None:
     move = {"move_shard": {"shard_id": shard, "from_peer_id": src, "to_peer_id": dst}}
-    assert _ok(url, "POST", "/collections/scaled/cluster", move) is True
+    assert ok_retrying(url, "POST", "/collections/scaled/cluster", move) is True
     cluster.wait_until(f"shard {shard} moved to {dst}", lambda: _settled(url, "scaled"), 60)
     assert (shard, dst) in _placement(url, "scaled")[0]
 
@@ -88,8 +71,10 @@ def test_every_peer_reports_the_same_shard_distribution(cluster: LocalCluster) -
     urls = [p.rest_url for p in cluster.peers[:3]]
     body = {"vectors": {"size": DIM, "distance": "Dot"}, "shard_number": SHARDS,
             "replication_factor": 2}  # fmt: skip
-    assert _ok(urls[0], "PUT", "/collections/where", body) is True
-    _ok(urls[1], "PUT", "/collections/where/points?wait=true", {"points": _points(range(900))})
+    assert ok_retrying(urls[0], "PUT", "/collections/where", body) is True
+    ok_retrying(
+        urls[1], "PUT", "/collections/where/points?wait=true", {"points": _points(range(900))}
+    )
     cluster.wait_until("all replicas Active", lambda: _settled(urls[2], "where"))
     views = [_placement(url, "where") for url in urls]
     assert all(v[0] == views[0][0] for v in views), "peers disagree on the placement"
@@ -104,7 +89,7 @@ def test_every_peer_reports_the_same_shard_distribution(cluster: LocalCluster) -
             per_shard.setdefault(shard, set()).add(points)
     assert all(len(counts) == 1 for counts in per_shard.values()), per_shard  # replicas agree
     assert sum(counts.pop() for counts in per_shard.values()) == 900
-    _ok(urls[0], "DELETE", "/collections/where")
+    ok_retrying(urls[0], "DELETE", "/collections/where")
 
 
 class _Client:
@@ -124,13 +109,15 @@ class _Client:
         while not self.stop.is_set():
             url = self.urls[n % len(self.urls)]
             batch = _points(range(next_id, next_id + 5))
-            put = _request(url, "PUT", "/collections/scaled/points?wait=true", {"points": batch})
+            put = call_retrying(
+                url, "PUT", "/collections/scaled/points?wait=true", {"points": batch}
+            )
             if put.status_code == 200:
                 self.acked.extend(p["id"] for p in batch)
             else:
                 self.unexpected.append(f"PUT {put.status_code} {put.text}")
             floor = 1000 + len(self.acked)
-            got = _request(url, "POST", "/collections/scaled/points/count", {"exact": True})
+            got = call_retrying(url, "POST", "/collections/scaled/points/count", {"exact": True})
             if got.status_code != 200:
                 self.unexpected.append(f"count {got.status_code} {got.text}")
             elif got.json()["result"]["count"] < floor:
@@ -150,8 +137,10 @@ def test_downscale_then_upscale_without_downtime(cluster: LocalCluster) -> None:
     url = urls[others[0]]
     ids = [_peer_id(u) for u in urls]
     body = {"vectors": {"size": DIM, "distance": "Dot"}, "shard_number": SHARDS}
-    assert _ok(url, "PUT", "/collections/scaled", body) is True
-    _ok(url, "PUT", "/collections/scaled/points?wait=true", {"points": _points(range(1000))})
+    assert ok_retrying(url, "PUT", "/collections/scaled", body) is True
+    ok_retrying(
+        url, "PUT", "/collections/scaled/points?wait=true", {"points": _points(range(1000))}
+    )
     client = _Client([urls[i] for i in others])
     client.thread.start()
     try:
@@ -167,9 +156,10 @@ def test_downscale_then_upscale_without_downtime(cluster: LocalCluster) -> None:
     assert len(client.acked) >= 20, "the client must have been writing during the scaling"
     wanted = list(range(1000)) + client.acked
     new_url = cluster.peers[new].rest_url
-    got = _ok(new_url, "POST", "/collections/scaled/points", {"ids": wanted})
+    got = ok_retrying(new_url, "POST", "/collections/scaled/points", {"ids": wanted})
     assert sorted(r["id"] for r in got) == sorted(wanted)
-    count = _ok(new_url, "POST", "/collections/scaled/points/count", {"exact": True})["count"]
+    counted = ok_retrying(new_url, "POST", "/collections/scaled/points/count", {"exact": True})
+    count = counted["count"]
     assert count == len(wanted), "a point nobody acknowledged appeared, or one is missing"
 
 
@@ -186,7 +176,7 @@ def _downscale(
     for n, shard in enumerate(held):
         _move(cluster, url, shard, ids[victim], ids[others[n % 2]])
     assert all(peer != ids[victim] for _, peer in _placement(url, "scaled")[0])
-    assert _ok(url, "DELETE", f"/cluster/peer/{ids[victim]}") is True
+    assert ok_retrying(url, "DELETE", f"/cluster/peer/{ids[victim]}") is True
     cluster.wait_for_voters(2, among=others, timeout_s=60)
     for i in others:
         info = cluster.cluster_info(i)

@@ -11,53 +11,25 @@ Qdrant; a 503 (no leader for a moment) is retried after its Retry-After, as a cl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
 import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import UnexpectedResponse
 
 from refimpl.launcher import LocalCluster
+from tests.cluster._support import call_retrying, client_retrying, running_cluster
 
 pytestmark = pytest.mark.cluster
 DIM = 4
 NAME = "shardsnap"
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     root: Path = tmp_path_factory.mktemp("shard-snapshots")
-    with LocalCluster(root, peers=2, tick_period_ms=50) as c:
-        c.start_first()
-        c.start_joiner(1)
-        c.wait_for_voters(2, timeout_s=60)
+    with running_cluster(root, peers=2, tick_period_ms=50) as c:
         yield c
-
-
-def _retrying(call: Callable[[], T], attempts: int = 50) -> T:
-    """``call()``, again after Retry-After while the server answers 503."""
-    for _ in range(attempts - 1):
-        try:
-            return call()
-        except UnexpectedResponse as exc:
-            if exc.status_code != 503:
-                raise
-            time.sleep(float(exc.headers.get("retry-after", "1")))
-    return call()
-
-
-def _http(method: str, url: str, **kwargs: Any) -> httpx.Response:
-    """One request, repeated after Retry-After while it answers 503."""
-    response = httpx.request(method, url, timeout=60, **kwargs)
-    for _ in range(50):
-        if response.status_code != 503:
-            break
-        time.sleep(float(response.headers.get("retry-after", "1")))
-        response = httpx.request(method, url, timeout=60, **kwargs)
-    return response
 
 
 def _points(ids: range) -> list[models.PointStruct]:
@@ -97,13 +69,13 @@ def clients(cluster: LocalCluster) -> Iterator[tuple[QdrantClient, QdrantClient]
     """A fresh collection (1 shard on both peers, points 0..99) and a client per peer."""
     qc0, qc1 = (QdrantClient(url=p.rest_url, timeout=60) for p in cluster.peers)
     if qc0.collection_exists(NAME):
-        _retrying(lambda: qc0.delete_collection(NAME))
+        client_retrying(lambda: qc0.delete_collection(NAME))
         time.sleep(0.5)  # every peer applies the delete before the name is used again
-    _retrying(lambda: qc0.create_collection(
+    client_retrying(lambda: qc0.create_collection(
         NAME, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.DOT),
         shard_number=1, replication_factor=2))  # fmt: skip
     assert _wait_until(lambda: _settled(cluster.peers[1].rest_url))
-    _retrying(lambda: qc0.upsert(NAME, _points(range(100)), wait=True))
+    client_retrying(lambda: qc0.upsert(NAME, _points(range(100)), wait=True))
     for old in qc0.list_shard_snapshots(NAME, 0):  # kept from an earlier test's collection
         assert qc0.delete_shard_snapshot(NAME, 0, old.name) is True
     yield qc0, qc1
@@ -112,11 +84,13 @@ def clients(cluster: LocalCluster) -> Iterator[tuple[QdrantClient, QdrantClient]
 
 
 def _snapshot_then_write(qc0: QdrantClient) -> models.SnapshotDescription:
-    made = _retrying(lambda: qc0.create_shard_snapshot(NAME, 0))
+    made = client_retrying(lambda: qc0.create_shard_snapshot(NAME, 0))
     assert made is not None and made.name.startswith(f"{NAME}-shard-0-")
     assert qc0.list_shard_snapshots(NAME, 0) == [made]
-    _retrying(lambda: qc0.upsert(NAME, _points(range(100, 140)), wait=True))
-    _retrying(lambda: qc0.delete(NAME, models.PointIdsList(points=list(range(10))), wait=True))
+    client_retrying(lambda: qc0.upsert(NAME, _points(range(100, 140)), wait=True))
+    client_retrying(
+        lambda: qc0.delete(NAME, models.PointIdsList(points=list(range(10))), wait=True)
+    )
     return made
 
 
@@ -129,13 +103,13 @@ def test_replica_priority_catches_up_to_the_source(
     url0, url1 = (p.rest_url for p in cluster.peers)
     made = _snapshot_then_write(qc0)
     location = f"{url0}/collections/{NAME}/shards/0/snapshots/{made.name}"
-    assert _retrying(lambda: qc1.recover_shard_snapshot(
+    assert client_retrying(lambda: qc1.recover_shard_snapshot(
         NAME, 0, location=location, checksum=made.checksum,
         priority=models.SnapshotPriority.REPLICA)) is True  # fmt: skip
     assert _wait_until(lambda: _settled(url1) and _local_count(url1) == 130)
     assert _local_count(url0) == 130
     assert _ids(qc1) == list(range(10, 140))
-    assert _retrying(lambda: qc0.delete_shard_snapshot(NAME, 0, made.name)) is True
+    assert client_retrying(lambda: qc0.delete_shard_snapshot(NAME, 0, made.name)) is True
     assert qc0.list_shard_snapshots(NAME, 0) == []
 
 
@@ -148,7 +122,7 @@ def test_snapshot_priority_makes_the_snapshot_the_truth(
     url0, url1 = (p.rest_url for p in cluster.peers)
     made = _snapshot_then_write(qc0)
     location = f"{url0}/collections/{NAME}/shards/0/snapshots/{made.name}"
-    assert _retrying(lambda: qc1.recover_shard_snapshot(
+    assert client_retrying(lambda: qc1.recover_shard_snapshot(
         NAME, 0, location=location, priority=models.SnapshotPriority.SNAPSHOT)) is True  # fmt: skip
     assert _local_count(url1) == 100
     assert _wait_until(lambda: _settled(url0) and _local_count(url0) == 100)
@@ -165,7 +139,7 @@ def test_upload_and_refusals(
     base = f"/collections/{NAME}/shards/0/snapshots"
     archive = httpx.get(f"{url0}{base}/{made.name}", timeout=60).content
     files = {"snapshot": ("s.snapshot", archive, "application/octet-stream")}
-    answer = _http("POST", f"{url1}{base}/upload?priority=no_sync", files=files)
+    answer = call_retrying(url1, "POST", f"{base}/upload?priority=no_sync", files=files)
     assert answer.status_code == 200 and answer.json()["result"] is True, answer.text
     assert _local_count(url1) == 100 and _local_count(url0) == 130
     corrupt = archive[: len(archive) // 2]
@@ -176,7 +150,7 @@ def test_upload_and_refusals(
         ("POST", f"{base}/upload", {"snapshot": ("s", corrupt)}, 400, "nothing changed"),
     ]
     for method, path, body, status, why in cases:
-        refused = _http(method, url1 + path, files=body)
+        refused = call_retrying(url1, method, path, files=body)
         assert refused.status_code == status, refused.text
         assert why in refused.json()["status"]["error"]
     assert _local_count(url1) == 100
@@ -194,19 +168,18 @@ def test_recovery_from_a_keyed_peer_sends_the_api_key(tmp_path: Path) -> None:
         url = c.peers[0].rest_url
         headers = {"api-key": key}
         body = {"vectors": {"size": DIM, "distance": "Dot"}, "shard_number": 1}
-        assert (
-            _http("PUT", f"{url}/collections/{NAME}", json=body, headers=headers).status_code == 200
-        )
+        created = call_retrying(url, "PUT", f"/collections/{NAME}", body, headers=headers)
+        assert created.status_code == 200
         points = {"points": [p.model_dump() for p in _points(range(20))]}
-        _http("PUT", f"{url}/collections/{NAME}/points?wait=true", json=points, headers=headers)
-        base = f"{url}/collections/{NAME}/shards/0/snapshots"
-        made = _http("POST", base, headers=headers).json()["result"]
-        recover = {"location": f"{base}/{made['name']}"}
-        without = _http("PUT", f"{base}/recover", json=recover, headers=headers)
+        call_retrying(url, "PUT", f"/collections/{NAME}/points?wait=true", points, headers=headers)
+        base = f"/collections/{NAME}/shards/0/snapshots"
+        made = call_retrying(url, "POST", base, headers=headers).json()["result"]
+        recover = {"location": f"{url}{base}/{made['name']}"}
+        without = call_retrying(url, "PUT", f"{base}/recover", recover, headers=headers)
         assert without.status_code == 400 and "answered 401" in without.json()["status"]["error"]
-        with_key = _http(
-            "PUT", f"{base}/recover", json={**recover, "api_key": key}, headers=headers
+        with_key = call_retrying(
+            url, "PUT", f"{base}/recover", {**recover, "api_key": key}, headers=headers
         )
         assert with_key.status_code == 200, with_key.text
-        count = _http("POST", f"{url}/collections/{NAME}/points/count", json={}, headers=headers)
+        count = call_retrying(url, "POST", f"/collections/{NAME}/points/count", {}, headers=headers)
         assert count.json()["result"]["count"] == 20
