@@ -244,8 +244,8 @@ class LocalCluster:
 
     def _restart_on_fresh_ports(self, peer: PeerProcess) -> None:
         output = _tail(peer.log_path, offset=peer.log_offset)
-        what = (f"peer {peer.index} could not listen on REST port {peer.http_port} / p2p port "
-                f"{peer.p2p_port}: {output}")  # fmt: skip
+        what = (f"peer {peer.index} (REST port {peer.http_port}, p2p port {peer.p2p_port}) "
+                f"could not listen; it said: {output}")  # fmt: skip
         if not peer.picked_ports:
             raise PortInUseError(f"{what}; these ports were chosen by the caller (base_port, "
                                  "--base-port), so the launcher does not change them")  # fmt: skip
