@@ -1,5 +1,6 @@
 """The launcher's ports: picked outside the ephemeral range, never twice, moved on a clash."""
 
+import errno
 import random
 import socket
 import subprocess
@@ -149,3 +150,16 @@ def test_no_retry_left_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
         with held(port), pytest.raises(PortInUseError, match="gave up after 0 starts"):
             cluster.start_first()
             cluster.wait_for_voters(1, timeout_s=60)
+
+
+def test_a_port_taken_during_start_up_also_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    """The peer checks its ports before starting; one taken between that check and the bind
+    fails the server with EADDRINUSE, which is reported with status 3 too (1 for the rest)."""
+    from refimpl.peer.cli import _report
+
+    ports = [("service.http_port", 16333), ("cluster.p2p.port", 16335)]
+    in_use = OSError(errno.EADDRINUSE, "Address already in use")
+    assert _report([in_use], ports) == 3
+    assert "service.http_port 16333, cluster.p2p.port 16335" in capsys.readouterr().err
+    assert _report([RuntimeError("storage is broken")], ports) == 1
+    assert _report([OSError(errno.EACCES, "Permission denied")], ports) == 1
