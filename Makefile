@@ -52,8 +52,9 @@ bench: setup
 	$(PY) -m pip install --quiet -c requirements.lock -r requirements-bench.lock
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
-soak: setup
+soak: setup ## the Raft simulator over 10 000 seeds, then the peer simulations of group G over 40
 	$(BIN)/refimpl sim soak --seeds 10000
+	REFIMPL_GROUP_G_SEEDS=40 $(BIN)/python -m pytest -q -p no:cacheprovider tests/peer/test_sim_group_g.py
 
 grade: setup
 	$(PY) -m exercises.grade
