@@ -48,6 +48,8 @@ from typing import Any
 
 import httpx
 
+from refimpl.console import Console, run_console
+
 __all__ = [
     "PORT_RETRIES",
     "LocalCluster",
@@ -582,10 +584,17 @@ def cluster_up(
             return 1
         print(render_table(_status_rows(data_dir, api_key)), flush=True)
         print("cluster is up; Ctrl-C stops every peer. `refimpl cluster status --watch` "
-              "in another terminal shows it live.", flush=True)  # fmt: skip
+              "in another terminal shows it live.\nType a command and Enter to hurt a peer or "
+              "bring it back: kill N, pause N, resume N, restart N, status, help.", flush=True)  # fmt: skip
         follower = threading.Thread(target=_follow_logs, args=(cluster, stop), daemon=True)
         follower.start()
+        console = Console(cluster, lambda text: print(text, flush=True),
+                          lambda: render_table(_status_rows(data_dir, api_key)))  # fmt: skip
+        commands = threading.Thread(target=run_console, args=(console, sys.stdin, stop),
+                                    daemon=True)  # fmt: skip
+        commands.start()
         while not stop.is_set():
             stop.wait(0.5)
+            console.report_exits()
         print("stopping peers ...", flush=True)
     return 0
