@@ -193,6 +193,9 @@ _CLUSTER_STATUS = {
             "is_voter": {"type": "boolean"}}},
         "consensus_thread_status": {"type": "object"},
         "message_send_failures": {"type": "object"},
+        "p2p_receive_errors": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "p2p_request_connections": {"type": "object",
+                                    "additionalProperties": {"type": "integer"}},
     },
 }  # fmt: skip
 

@@ -136,3 +136,7 @@ class MemoryTransport:
     def receive_errors(self) -> Mapping[str, int]:
         """Always empty: the simulated network never corrupts bytes."""
         return {}
+
+    def request_pool_stats(self) -> Mapping[str, int]:
+        """Always empty: the simulated network has no connections to pool."""
+        return {}

@@ -222,6 +222,7 @@ class Peer:
             "consensus_thread_status": thread,
             "message_send_failures": failures,
             "p2p_receive_errors": dict(self.transport.receive_errors()),
+            "p2p_request_connections": dict(self.transport.request_pool_stats()),
         }
 
     # ------------------------------------------------------------ the loop

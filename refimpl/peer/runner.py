@@ -95,6 +95,9 @@ class _NoNetwork:
     def receive_errors(self) -> dict[str, int]:
         return {}
 
+    def request_pool_stats(self) -> dict[str, int]:
+        return {}
+
 
 def _first_identity(settings: Settings, uri: str | None, rng: random.Random) -> Identity:
     if uri is None:

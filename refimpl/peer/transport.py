@@ -93,3 +93,8 @@ class Transport(Protocol):
     def receive_errors(self) -> Mapping[str, int]:
         """Inbound connections closed for a bad frame or body, by reason."""
         ...
+
+    def request_pool_stats(self) -> Mapping[str, int]:
+        """Counters of the connections that carry requests (opened, reused, dropped and why);
+        empty where requests need no connection."""
+        ...
