@@ -1,12 +1,14 @@
-"""Shared pieces of the peer-simulation tests with data (``SimCluster(with_data=True)``).
+"""Shared pieces of the peer-simulation tests (tests/peer/test_sim_*.py, tests/api/).
 
-Used by tests/peer/test_sim_group_g.py, tests/peer/test_sim_shard_snapshots.py and
-tests/api/test_shard_snapshots.py: shard files on disk (:func:`disk_shards`, a fixture the
-test modules import), the same deterministic points, three started peers, and views into one
-peer's copy of a collection (replica states, the local store and its content) and its router.
+The seeds a simulated scenario runs over (:func:`seeds`: a few by default, as many as
+``REFIMPL_SIM_SEEDS`` says in a soak); for the simulations with data
+(``SimCluster(with_data=True)``): shard files on disk (:func:`disk_shards`, a fixture the test
+modules import), the same deterministic points, three started peers, and views into one peer's
+copy of a collection (replica states, the local store and its content) and its router.
 """
 
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from refimpl.ids import PeerId, ShardId
 from refimpl.peer import harness
 from refimpl.peer.data_plane import attach_shards
 from refimpl.peer.harness import SimCluster, SimPeer
+from refimpl.peer.router import Router
 from refimpl.peer.shards import LocalShards
 from refimpl.points import ALL_PAYLOAD, ScrollRequest
 from refimpl.replication import ReplicaState
@@ -30,14 +33,28 @@ __all__ = [
     "points_body",
     "replica_states",
     "router_of",
+    "seeds",
     "shard_content",
     "shard_store",
     "three_peers",
+    "three_voters",
     "watch_states",
 ]
 
 DIM = 4
 S0 = ShardId(0)
+SEEDS_ENV = "REFIMPL_SIM_SEEDS"
+SEEDS_ENV_OLD = "REFIMPL_GROUP_G_SEEDS"  # its first name, when only group G read it
+
+
+def seeds(default: int | Sequence[int]) -> Sequence[int]:
+    """The seeds one simulated scenario runs over: ``default`` (a count, from seed 0, or the
+    seeds the test was written with), or the first N seeds when ``REFIMPL_SIM_SEEDS=N`` is
+    set (``make soak`` sets 40; ``REFIMPL_GROUP_G_SEEDS`` is an older name for it)."""
+    soak = os.environ.get(SEEDS_ENV) or os.environ.get(SEEDS_ENV_OLD)
+    if soak:
+        return range(int(soak))
+    return range(default) if isinstance(default, int) else list(default)
 
 
 @pytest.fixture
@@ -79,6 +96,23 @@ async def three_peers(nursery: trio.Nursery, seed: int) -> tuple[SimCluster, Sim
     return sim, first
 
 
+async def three_voters(sim: SimCluster) -> list[SimPeer]:
+    """Three peers started on ``sim`` (the first founds the cluster, two join through it),
+    returned once each of them counts three voters and knows three peers."""
+    first = await sim.start_first()
+    await sim.wait_until(lambda: sim.leader() is not None)
+    await sim.join(first)
+    await sim.join(first)
+    await sim.wait_until(
+        lambda: (
+            len(sim.running()) == 3
+            and all(len(p.node.membership.voters) == 3 for p in sim.running())
+            and all(len(p.state.peers()) == 3 for p in sim.running())
+        )
+    )
+    return sim.peers
+
+
 def replica_states(p: SimPeer, name: str, shard: ShardId = S0) -> dict[PeerId, ReplicaState]:
     """The replicas of ``shard`` as ``p`` has applied them (empty before the collection)."""
     assert p.plane is not None
@@ -108,7 +142,7 @@ def peer_by_id(peers: list[SimPeer], peer_id: PeerId) -> SimPeer:
     return next(p for p in peers if p.peer_id == peer_id)
 
 
-def router_of(p: SimPeer) -> Any:
+def router_of(p: SimPeer) -> Router:
     """``p``'s router (points in and out through the whole cluster)."""
     assert p.plane is not None
     return p.plane.router

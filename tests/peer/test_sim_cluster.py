@@ -10,12 +10,15 @@ from refimpl.peer.harness import SimCluster
 from refimpl.peer.node import ConsensusStoppedError, NoLeaderError, Peer
 from refimpl.peer.state import metadata_command
 from refimpl.raft import ConfChange, ConfChangeKind, Role
+from tests.peer._sim import seeds
 
 
-@pytest.fixture
-async def cluster() -> AsyncIterator[SimCluster]:
+@pytest.fixture(params=seeds([7]))
+async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[SimCluster]:
+    """A simulated cluster with no peers yet, on seed 7 (or each soak seed: every test here
+    runs once per seed)."""
     async with trio.open_nursery() as nursery:
-        yield SimCluster(nursery, seed=7)
+        yield SimCluster(nursery, seed=request.param)
         nursery.cancel_scope.cancel()
 
 

@@ -2,7 +2,7 @@
 
 Full peers (consensus, router, shards, transfers) run in one process over the in-memory network,
 in virtual time, over seeds (one or two each by default, so the file runs in well under a
-minute; ``REFIMPL_GROUP_G_SEEDS=20`` runs twenty of each).
+minute; ``REFIMPL_SIM_SEEDS=20`` runs twenty of each).
 Faults are either a crashed peer (the harness cancels it; with :func:`disk_shards` its shard
 files survive, as on a real disk) or an injected failure of one peer's ``shard_update``
 handler: the peer stays in consensus but its replica fails every write, as a replica with a
@@ -16,7 +16,6 @@ archive is caught by its checksums and sent again.
 """
 
 import base64
-import os
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -41,6 +40,7 @@ from tests.peer._sim import (
     points_body,
     replica_states,
     router_of,
+    seeds,
     shard_content,
     shard_store,
     three_peers,
@@ -50,13 +50,6 @@ from tests.peer._sim import (
 disk_shards = _sim.disk_shards  # the fixture; pytest finds it under this name
 
 NAME = "g"
-SEEDS_ENV = os.environ.get("REFIMPL_GROUP_G_SEEDS")
-
-
-def seeds(default: int) -> range:
-    """The seeds of one scenario: ``default`` of them, or ``REFIMPL_GROUP_G_SEEDS``."""
-    return range(int(SEEDS_ENV) if SEEDS_ENV else default)
-
 
 A, D, P, R = ReplicaState.Active, ReplicaState.Dead, ReplicaState.Partial, ReplicaState.Recovery
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]

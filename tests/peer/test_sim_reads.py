@@ -22,14 +22,14 @@ import trio
 import trio.testing
 
 from refimpl.consensus import ShardTransfer, StartTransfer, encode_operation
-from refimpl.ids import PeerId, ShardId
+from refimpl.ids import ShardId
 from refimpl.peer import router as router_module
 from refimpl.peer.harness import SimCluster, SimPeer
-from refimpl.peer.router import CollectionNotFoundError, Router, ShardUnavailableError
+from refimpl.peer.router import CollectionNotFoundError, ShardUnavailableError
 from refimpl.replication import ReadConsistency, ReplicaState, parse_read_consistency
 from refimpl.storage import ShardStore, StorageError
 from refimpl.testing.linearizability import CheckResult, History, KvOp, OpKind, check_history
-from tests.peer.test_sim_transfers import three
+from tests.peer._sim import replica_states, router_of, seeds, three_voters
 
 DIM = 4
 NAME = "c"
@@ -86,23 +86,12 @@ def _points(ids: Iterable[int], value: int | None = None) -> dict[str, Any]:
                         "payload": {"v": i if value is None else value}} for i in ids]}  # fmt: skip
 
 
-def _router(p: SimPeer) -> Router:
-    assert p.plane is not None
-    return p.plane.router
-
-
-def _replicas(p: SimPeer, shard: int = 0) -> dict[PeerId, ReplicaState]:
-    assert p.plane is not None
-    coll = p.plane.collections.view.cluster.collections.get(NAME)
-    return {} if coll is None else dict(coll.replicas[ShardId(shard)])
-
-
 def _ready(peers: list[SimPeer], shards: int, rf: int) -> bool:
     """Every peer sees every replica Active and has its own replicas open."""
     for p in peers:
         assert p.plane is not None
         for s in range(shards):
-            states = _replicas(p, s)
+            states = replica_states(p, NAME, ShardId(s))
             if len(states) != rf or set(states.values()) != {ReplicaState.Active}:
                 return False
             if p.peer_id in states and p.plane.shards.get(NAME, ShardId(s)) is None:
@@ -114,7 +103,7 @@ async def _cluster(
     nursery: trio.Nursery, seed: int, *, rf: int, wcf: int, shards: int = 1
 ) -> tuple[SimCluster, list[SimPeer]]:
     sim = SimCluster(nursery, seed=seed, with_data=True)
-    peers = await three(sim)
+    peers = await three_voters(sim)
     plane = peers[0].plane
     assert plane is not None
     body = {"vectors": {"size": DIM, "distance": "Dot"}, "shard_number": shards,
@@ -130,7 +119,7 @@ async def _get(
     """Retrieve ``ids`` through ``via``, recorded as one ``get`` per id."""
     ops = {i: history.invoke(process, KvOp(OpKind.GET, str(i))) for i in ids}
     try:
-        got = await _router(via).retrieve(NAME, {"ids": ids, "with_payload": True}, level)
+        got = await router_of(via).retrieve(NAME, {"ids": ids, "with_payload": True}, level)
     except ShardUnavailableError:
         for op in ops.values():
             history.fail(op)  # a read that failed observed nothing
@@ -144,7 +133,7 @@ async def _get(
 # ------------------------------------------------------------------------------------ G-4
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", seeds(3))
 @pytest.mark.parametrize("consistency", ["all", "majority"])
 async def test_g4_reads_observe_every_acknowledged_write(
     seed: int, consistency: str, autojump_clock: trio.testing.MockClock
@@ -167,7 +156,7 @@ async def test_g4_reads_observe_every_acknowledged_write(
                 pid = next(ids)
                 invoked.append(pid)
                 op = history.invoke(process, KvOp(OpKind.PUT, str(pid), pid))
-                await _router(via).upsert(NAME, _points([pid]), wait=True)
+                await router_of(via).upsert(NAME, _points([pid]), wait=True)
                 history.ok(op)
                 acked.append(pid)
             writing -= 1
@@ -187,25 +176,27 @@ async def test_g4_reads_observe_every_acknowledged_write(
         assert verdict.result is CheckResult.LINEARIZABLE, verdict.bad_operations
         gets = [e for e in history.events if e.op.kind is OpKind.GET and e.kind.value == "ok"]
         assert sum(e.result is not None for e in gets) > 20, "the readers saw the writes"
-        through = _router(peers[seed % 3])
+        through = router_of(peers[seed % 3])
         assert (await through.count(NAME, {"exact": True}, level))["count"] == len(acked) == 36
         page = await through.scroll(NAME, {"limit": 100}, level)
         assert [p["id"] for p in page["points"]] == sorted(acked)
         for i in range(12):
             writer_peer, reader_peer = peers[i % 3], peers[(i + 1) % 3]
-            await _router(writer_peer).upsert(NAME, _points([5], value=1000 + i), wait=True)
+            await router_of(writer_peer).upsert(NAME, _points([5], value=1000 + i), wait=True)
             assert (await _get(History(), 0, reader_peer, [5], level)) == {5: 1000 + i}
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.parametrize("seed", seeds([3]))
 @pytest.mark.parametrize(
-    ("consistency", "first", "second"),
-    [("1", 7, None), ("all", None, None), ("majority", 7, 7)],
+    ("consistency", "reads"),
+    [("1", (7, None)), ("all", (None, None)), ("majority", (7, 7))],
+    ids=["1-7-None", "all-None-None", "majority-7-7"],
 )
 async def test_g4_teaching_variant_a_lagging_replica_serves_stale_reads_at_consistency_1(
+    seed: int,
     consistency: str,
-    first: int | None,
-    second: int | None,
+    reads: tuple[int | None, int | None],
     autojump_clock: trio.testing.MockClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -221,7 +212,7 @@ async def test_g4_teaching_variant_a_lagging_replica_serves_stale_reads_at_consi
 
     After the acknowledgement every level reads 7 through the lagging peer."""
     async with trio.open_nursery() as nursery:
-        sim, peers = await _cluster(nursery, 3, rf=3, wcf=1)
+        sim, peers = await _cluster(nursery, seed, rf=3, wcf=1)
         coordinator, fresh, lagging = peers
         _Links(sim, monkeypatch).delay(coordinator, lagging, "shard_update", 2.0)
         level = parse_read_consistency(consistency)
@@ -229,12 +220,13 @@ async def test_g4_teaching_variant_a_lagging_replica_serves_stale_reads_at_consi
 
         async def write() -> None:
             op = history.invoke(0, KvOp(OpKind.PUT, "7", 7))
-            await _router(coordinator).upsert(NAME, _points([7]), wait=True)
+            await router_of(coordinator).upsert(NAME, _points([7]), wait=True)
             history.ok(op)
             acked.set()
 
         nursery.start_soon(write)
         await trio.sleep(0.5)
+        first, second = reads
         assert (await _get(history, 1, fresh, [7], level)) == {7: first}
         assert (await _get(history, 2, lagging, [7], level)) == {7: second}
         assert not acked.is_set(), "both reads ran while the write was in flight"
@@ -243,28 +235,30 @@ async def test_g4_teaching_variant_a_lagging_replica_serves_stale_reads_at_consi
         stale = consistency == "1"
         expected = CheckResult.NOT_LINEARIZABLE if stale else CheckResult.LINEARIZABLE
         assert check_history(history).result is expected
-        assert set(_replicas(coordinator).values()) == {ReplicaState.Active}
+        assert set(replica_states(coordinator, NAME).values()) == {ReplicaState.Active}
         nursery.cancel_scope.cancel()
 
 
 # -------------------------------------------------------------- too few replicas answer
 
 
+@pytest.mark.parametrize("seed", seeds([4]))
 async def test_all_fails_cleanly_when_a_replica_is_unreachable_and_marks_nobody_dead(
+    seed: int,
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """The reader cannot reach one replica (still Active): ``all`` fails with a 503 naming
     the shard and the failed replica; consistency 1 and ``quorum`` (2 of 3: the next replica
     is asked when one fails) still answer; the unreachable replica stays Active."""
     async with trio.open_nursery() as nursery:
-        sim, peers = await _cluster(nursery, 4, rf=3, wcf=1)
+        sim, peers = await _cluster(nursery, seed, rf=3, wcf=1)
         reader, cut = peers[0], peers[2]
-        await _router(reader).upsert(NAME, _points(range(10)), wait=True)
+        await router_of(reader).upsert(NAME, _points(range(10)), wait=True)
         sim.network.partition([reader.address], [cut.address])
         all_ = parse_read_consistency("all")
         for read in (
-            _router(reader).retrieve(NAME, {"ids": [1, 2]}, all_),
-            _router(reader).count(NAME, None, all_),
+            router_of(reader).retrieve(NAME, {"ids": [1, 2]}, all_),
+            router_of(reader).count(NAME, None, all_),
         ):
             with pytest.raises(ShardUnavailableError) as failure:
                 await read
@@ -272,26 +266,27 @@ async def test_all_fails_cleanly_when_a_replica_is_unreachable_and_marks_nobody_
             message = failure.value.message
             assert "shard 0 of `c`: 1 of 3 read operations failed" in message, message
             assert f"peer {cut.peer_id}:" in message and "unreachable" in message, message
-        assert (await _router(reader).count(NAME, None, 1))["count"] == 10
+        assert (await router_of(reader).count(NAME, None, 1))["count"] == 10
         quorum = parse_read_consistency("quorum")
         for _ in range(6):  # whichever remote replica the shuffle puts first
-            got = await _router(reader).retrieve(NAME, {"ids": [1, 2]}, quorum)
+            got = await router_of(reader).retrieve(NAME, {"ids": [1, 2]}, quorum)
             assert [r["id"] for r in got] == [1, 2]
         await trio.sleep(5.0)
         for p in peers:
-            assert set(_replicas(p).values()) == {ReplicaState.Active}
+            assert set(replica_states(p, NAME).values()) == {ReplicaState.Active}
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.parametrize("seed", seeds([8]))
 async def test_a_local_replica_whose_storage_fails_is_skipped_like_an_unreachable_one(
-    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    seed: int, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reader's own replica raises a storage error: consistency 1 moves on to a remote
     replica and answers; ``all`` fails with a 503 that names the local failure."""
     async with trio.open_nursery() as nursery:
-        _, peers = await _cluster(nursery, 8, rf=3, wcf=1)
+        _, peers = await _cluster(nursery, seed, rf=3, wcf=1)
         reader = peers[0]
-        await _router(reader).upsert(NAME, _points(range(5)), wait=True)
+        await router_of(reader).upsert(NAME, _points(range(5)), wait=True)
         assert reader.plane is not None
         local = reader.plane.shards.get(NAME, ShardId(0))
         assert local is not None and local.store is not None
@@ -305,28 +300,29 @@ async def test_a_local_replica_whose_storage_fails_is_skipped_like_an_unreachabl
                 return _original(store, *args)
 
             monkeypatch.setattr(ShardStore, method, failing)
-        got = await _router(reader).retrieve(NAME, {"ids": [4]}, 1)
+        got = await router_of(reader).retrieve(NAME, {"ids": [4]}, 1)
         assert [r["id"] for r in got] == [4]
         with pytest.raises(ShardUnavailableError) as failure:
-            await _router(reader).count(NAME, None, parse_read_consistency("all"))
+            await router_of(reader).count(NAME, None, parse_read_consistency("all"))
         assert f"peer {reader.peer_id}: segment file is unreadable" in failure.value.message
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.parametrize("seed", seeds([5]))
 async def test_read_fan_out_factor_asks_that_many_extra_replicas_at_once(
-    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    seed: int, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Unset, a peer holding a replica reads it alone; ``read_fan_out_factor`` = 2 (set by
     PATCH) makes it ask two more replicas at the same time (the first answer wins)."""
     async with trio.open_nursery() as nursery:
-        sim, peers = await _cluster(nursery, 5, rf=3, wcf=1)
+        sim, peers = await _cluster(nursery, seed, rf=3, wcf=1)
         links = _Links(sim, monkeypatch)
         reader = peers[1]
-        await _router(reader).upsert(NAME, _points(range(4)), wait=True)
+        await router_of(reader).upsert(NAME, _points(range(4)), wait=True)
 
         async def remote_reads(level: ReadConsistency) -> int:
             before = len(links.calls)
-            got = await _router(reader).retrieve(NAME, {"ids": [0, 3]}, level)
+            got = await router_of(reader).retrieve(NAME, {"ids": [0, 3]}, level)
             assert [r["id"] for r in got] == [0, 3]
             return sum(1 for src, _, kind in links.calls[before:]
                        if src == reader.address and kind == "shard_read")  # fmt: skip
@@ -343,9 +339,13 @@ async def test_read_fan_out_factor_asks_that_many_extra_replicas_at_once(
 # ------------------------------------------------------------- a write racing a move
 
 
+@pytest.mark.parametrize("seed", seeds([6]))
 @pytest.mark.parametrize("attempts", [router_module.WRITE_ATTEMPTS, 1])
 async def test_a_write_landing_as_a_move_finishes_is_sent_again_to_the_new_replica(
-    attempts: int, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    seed: int,
+    attempts: int,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Issue #7. A coordinator sends a write while shard 0 moves from S to T (T Partial): T
     takes it, S's copy is held on the wire until the move has finished (T Active, S's
@@ -355,10 +355,10 @@ async def test_a_write_landing_as_a_move_finishes_is_sent_again_to_the_new_repli
     (the old behaviour) the client gets that 500."""
     monkeypatch.setattr(router_module, "WRITE_ATTEMPTS", attempts)
     async with trio.open_nursery() as nursery:
-        sim, peers = await _cluster(nursery, 6, rf=1, wcf=1)
-        await _router(peers[0]).upsert(NAME, _points(range(50)), wait=True)
+        sim, peers = await _cluster(nursery, seed, rf=1, wcf=1)
+        await router_of(peers[0]).upsert(NAME, _points(range(50)), wait=True)
         by_id = {p.peer_id: p for p in peers}
-        source = by_id[next(iter(_replicas(peers[0])))]
+        source = by_id[next(iter(replica_states(peers[0], NAME)))]
         target, coordinator = (p for p in peers if p is not source)
         links = _Links(sim, monkeypatch)
         prepare = links.hold(source, target, "transfer_init")  # the move waits for the write
@@ -368,12 +368,14 @@ async def test_a_write_landing_as_a_move_finishes_is_sent_again_to_the_new_repli
         )
         assert source.peer is not None
         assert await source.peer.propose(encode_operation(move)) is True
-        await sim.wait_until(lambda: _replicas(coordinator).get(target.peer_id) is not None)
+        await sim.wait_until(
+            lambda: replica_states(coordinator, NAME).get(target.peer_id) is not None
+        )
         outcome: list[Any] = []
 
         async def write() -> None:
             try:
-                outcome.append(await _router(coordinator).upsert(NAME, _points([99]), wait=True))
+                outcome.append(await router_of(coordinator).upsert(NAME, _points([99]), wait=True))
             except ShardUnavailableError as exc:
                 outcome.append(exc)
 
@@ -382,13 +384,13 @@ async def test_a_write_landing_as_a_move_finishes_is_sent_again_to_the_new_repli
         assert prepare.release is not None and late.release is not None
         prepare.release.set()
         await sim.wait_until(
-            lambda: _replicas(coordinator) == {target.peer_id: ReplicaState.Active}
+            lambda: replica_states(coordinator, NAME) == {target.peer_id: ReplicaState.Active}
         )
         await sim.wait_until(lambda: source.plane is not None
                              and source.plane.shards.get(NAME, ShardId(0)) is None)  # fmt: skip
         late.release.set()
         await sim.wait_until(lambda: bool(outcome))
-        got = await _router(coordinator).retrieve(NAME, {"ids": [99]}, 1)
+        got = await router_of(coordinator).retrieve(NAME, {"ids": [99]}, 1)
         if attempts == 1:
             assert isinstance(outcome[0], ShardUnavailableError)
             assert outcome[0].status_code == 500
@@ -396,29 +398,33 @@ async def test_a_write_landing_as_a_move_finishes_is_sent_again_to_the_new_repli
         else:
             assert outcome == [{"operation_id": outcome[0]["operation_id"], "status": "completed"}]
             assert [r["id"] for r in got] == [99]
-        count = await _router(coordinator).count(NAME, None, 1)
+        count = await router_of(coordinator).count(NAME, None, 1)
         assert count["count"] == 50 + len(got)
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.parametrize("seed", seeds([9]))
 @pytest.mark.parametrize("recreate", [False, True])
 async def test_a_write_whose_collection_went_away_meanwhile_fails_clearly(
-    recreate: bool, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    seed: int,
+    recreate: bool,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The write's copy is held on the wire while the collection is deleted (and created
     again): the replica refuses it, and instead of sending it to the new collection the router
     answers 404 (deleted) or a 500 that says the collection was re-created."""
     async with trio.open_nursery() as nursery:
-        sim, peers = await _cluster(nursery, 9, rf=1, wcf=1)
+        sim, peers = await _cluster(nursery, seed, rf=1, wcf=1)
         by_id = {p.peer_id: p for p in peers}
-        holder = by_id[next(iter(_replicas(peers[0])))]
+        holder = by_id[next(iter(replica_states(peers[0], NAME)))]
         coordinator = next(p for p in peers if p is not holder)
         late = _Links(sim, monkeypatch).hold(coordinator, holder, "shard_update")
         outcome: list[Exception] = []
 
         async def write() -> None:
             try:
-                await _router(coordinator).upsert(NAME, _points([1]), wait=True)
+                await router_of(coordinator).upsert(NAME, _points([1]), wait=True)
             except Exception as exc:  # the test inspects whatever comes out
                 outcome.append(exc)
 
@@ -438,7 +444,7 @@ async def test_a_write_whose_collection_went_away_meanwhile_fails_clearly(
         if recreate:
             assert isinstance(error, ShardUnavailableError) and error.status_code == 500
             assert "was deleted and created again while this write was in flight" in str(error)
-            assert (await _router(coordinator).count(NAME, None, 1))["count"] == 0
+            assert (await router_of(coordinator).count(NAME, None, 1))["count"] == 0
         else:
             assert isinstance(error, CollectionNotFoundError) and error.status_code == 404
         nursery.cancel_scope.cancel()

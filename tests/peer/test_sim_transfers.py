@@ -5,7 +5,6 @@ writes keep arriving loses no acknowledged write, and a replica that missed writ
 peer was down is marked Dead and comes back Active with every point.
 """
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,29 +13,14 @@ import trio
 import trio.testing
 
 from refimpl.consensus import AbortTransfer, ShardTransfer, StartTransfer, encode_operation
-from refimpl.ids import PeerId, ShardId
+from refimpl.ids import ShardId
 from refimpl.peer.harness import SimCluster, SimPeer
 from refimpl.peer.router import ShardUnavailableError
-from refimpl.peer.shards import LocalShard
 from refimpl.replication import ReplicaState
+from tests.peer._sim import peer_by_id, replica_states, seeds, shard_store, three_voters
 
 DIM = 4
 NAME = "c"
-
-
-async def three(sim: SimCluster) -> list[SimPeer]:
-    first = await sim.start_first()
-    await sim.wait_until(lambda: sim.leader() is not None)
-    await sim.join(first)
-    await sim.join(first)
-    await sim.wait_until(
-        lambda: (
-            len(sim.running()) == 3
-            and all(len(p.node.membership.voters) == 3 for p in sim.running())
-            and all(len(p.state.peers()) == 3 for p in sim.running())
-        )
-    )
-    return sim.peers
 
 
 def _points(lo: int, hi: int) -> dict[str, Any]:
@@ -45,37 +29,22 @@ def _points(lo: int, hi: int) -> dict[str, Any]:
                        for i in range(lo, hi)]}  # fmt: skip
 
 
-def _replicas(p: SimPeer) -> dict[PeerId, ReplicaState]:
-    assert p.plane is not None
-    coll = p.plane.collections.view.cluster.collections.get(NAME)
-    return {} if coll is None else dict(coll.replicas[ShardId(0)])  # {} while catching up
-
-
-def _local(p: SimPeer) -> LocalShard:
-    assert p.plane is not None
-    shard = p.plane.shards.get(NAME, ShardId(0))
-    assert shard is not None and shard.store is not None
-    return shard
-
-
 async def _setup(nursery: trio.Nursery, seed: int, rf: int) -> tuple[SimCluster, list[SimPeer]]:
     sim = SimCluster(nursery, seed=seed, with_data=True)
-    peers = await three(sim)
+    peers = await three_voters(sim)
     plane = peers[0].plane
     assert plane is not None
     body = {"vectors": {"size": DIM, "distance": "Dot"}, "shard_number": 1,
             "replication_factor": rf}  # fmt: skip
     await plane.collections.create(NAME, body, 10)
-    await sim.wait_until(lambda: set(_replicas(peers[0]).values()) == {ReplicaState.Active})
+    await sim.wait_until(
+        lambda: set(replica_states(peers[0], NAME).values()) == {ReplicaState.Active}
+    )
     await plane.router.upsert(NAME, _points(0, 300), wait=True)
     return sim, peers
 
 
-def _index_of(peers: list[SimPeer]) -> Callable[[PeerId], SimPeer]:
-    return lambda peer_id: next(p for p in peers if p.peer_id == peer_id)
-
-
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", seeds(6))
 async def test_move_under_writes_keeps_every_acknowledged_point(
     seed: int, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -83,7 +52,7 @@ async def test_move_under_writes_keeps_every_acknowledged_point(
     holds the shard, with exactly the acknowledged points (spec "Cluster scaling")."""
     async with trio.open_nursery() as nursery:
         sim, peers = await _setup(nursery, seed, rf=1)
-        (source,) = _replicas(peers[0])
+        (source,) = replica_states(peers[0], NAME)
         target = next(p.peer_id for p in peers if p.peer_id != source)
         acked: list[int] = []
         refused: list[int] = []
@@ -110,15 +79,15 @@ async def test_move_under_writes_keeps_every_acknowledged_point(
             await trio.sleep(0.1)
             move = StartTransfer(NAME, ShardTransfer(ShardId(0), source, target, sync=False))
             assert await peers[1].peer.propose(encode_operation(move)) is True  # type: ignore[union-attr]
-            await sim.wait_until(lambda: _replicas(peers[0]) == {target: ReplicaState.Active})
+            await sim.wait_until(
+                lambda: replica_states(peers[0], NAME) == {target: ReplicaState.Active}
+            )
             await trio.sleep(0.2)
             done.set()
         await sim.wait_until(
-            lambda: all(_replicas(p) == {target: ReplicaState.Active} for p in peers)
+            lambda: all(replica_states(p, NAME) == {target: ReplicaState.Active} for p in peers)
         )
-        store = _local(_index_of(peers)(target)).store
-        assert store is not None
-        stored = set(store.matching_ids(None))
+        stored = set(shard_store(peer_by_id(peers, target), NAME).matching_ids(None))
         # No write is refused around the switch any more: a coordinator whose write met the
         # replica set changing under it sends it again to the fresh replicas (router), and a
         # replica dropped by the switch refuses late updates instead of swallowing them
@@ -131,7 +100,7 @@ async def test_move_under_writes_keeps_every_acknowledged_point(
         nursery.cancel_scope.cancel()
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", seeds(6))
 async def test_a_replica_that_missed_writes_recovers_dead_partial_active(
     seed: int, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -141,18 +110,18 @@ async def test_a_replica_that_missed_writes_recovers_dead_partial_active(
     and Partial (coordinators write to it too) (facts §4.2, §4.4)."""
     async with trio.open_nursery() as nursery:
         sim, peers = await _setup(nursery, seed, rf=2)
-        holders = sorted(_replicas(peers[0]))
-        victim = _index_of(peers)(holders[0])
+        holders = sorted(replica_states(peers[0], NAME))
+        victim = peer_by_id(peers, holders[0])
         coordinator = next(p for p in peers if p is not victim)
         assert coordinator.plane is not None
         sim.kill(victim)
         await coordinator.plane.router.upsert(NAME, _points(300, 400), wait=True)
-        assert _replicas(coordinator)[victim.peer_id] is ReplicaState.Dead
+        assert replica_states(coordinator, NAME)[victim.peer_id] is ReplicaState.Dead
         seen: list[ReplicaState] = []
 
         async def watch() -> None:
             while True:
-                state = _replicas(coordinator)[victim.peer_id]
+                state = replica_states(coordinator, NAME)[victim.peer_id]
                 if not seen or seen[-1] is not state:
                     seen.append(state)
                 await trio.sleep(0.005)
@@ -162,19 +131,18 @@ async def test_a_replica_that_missed_writes_recovers_dead_partial_active(
         await sim.wait_until(
             lambda: (
                 victim.plane is not None
-                and _replicas(victim).get(victim.peer_id) is ReplicaState.Active
-                and _replicas(coordinator)[victim.peer_id] is ReplicaState.Active
+                and replica_states(victim, NAME).get(victim.peer_id) is ReplicaState.Active
+                and replica_states(coordinator, NAME)[victim.peer_id] is ReplicaState.Active
             )
         )
-        store = _local(victim).store
-        assert store is not None and len(store) == 400
+        assert len(shard_store(victim, NAME)) == 400
         assert seen == [
             ReplicaState.Dead, ReplicaState.Recovery, ReplicaState.Partial, ReplicaState.Active
         ]  # fmt: skip
         nursery.cancel_scope.cancel()
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", seeds(3))
 async def test_a_move_to_a_dead_target_is_aborted_and_the_source_keeps_the_shard(
     seed: int, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -183,32 +151,32 @@ async def test_a_move_to_a_dead_target_is_aborted_and_the_source_keeps_the_shard
     point (facts §6.2: up to 3 attempts, then abort)."""
     async with trio.open_nursery() as nursery:
         sim, peers = await _setup(nursery, seed, rf=1)
-        (source,) = _replicas(peers[0])
-        target = _index_of(peers)(next(p.peer_id for p in peers if p.peer_id != source))
+        (source,) = replica_states(peers[0], NAME)
+        target = peer_by_id(peers, next(p.peer_id for p in peers if p.peer_id != source))
         watcher = next(p for p in peers if p is not target)
         assert watcher.peer is not None
         move = StartTransfer(NAME, ShardTransfer(ShardId(0), source, target.peer_id, sync=False))
         sim.kill(target)
         await sim.wait_until(lambda: sim.leader() is not None)  # it may have been the leader
         assert await watcher.peer.propose(encode_operation(move)) is True
-        assert _replicas(watcher)[target.peer_id] is ReplicaState.Partial
+        assert replica_states(watcher, NAME)[target.peer_id] is ReplicaState.Partial
         waited = await sim.wait_until(
-            lambda: _replicas(watcher) == {source: ReplicaState.Active}, timeout_s=120
+            lambda: replica_states(watcher, NAME) == {source: ReplicaState.Active}, timeout_s=120
         )
         assert waited >= 1.0 + 2.0, "three attempts, 1 s x attempt apart, before the abort"
-        source_store = _local(_index_of(peers)(source)).store
-        assert source_store is not None and len(source_store) == 300
+        assert len(shard_store(peer_by_id(peers, source), NAME)) == 300
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.parametrize("seed", seeds([11]))
 async def test_a_user_abort_of_a_replication_leaves_the_target_dead_then_it_recovers(
-    autojump_clock: trio.testing.MockClock,
+    seed: int, autojump_clock: trio.testing.MockClock
 ) -> None:
     """``abort_transfer`` of a replication makes the target Dead (facts §6.2 step 7); the
     target's peer then recovers it by itself (facts §4.4)."""
     async with trio.open_nursery() as nursery:
-        sim, peers = await _setup(nursery, 11, rf=1)
-        (source,) = _replicas(peers[0])
+        sim, peers = await _setup(nursery, seed, rf=1)
+        (source,) = replica_states(peers[0], NAME)
         target = next(p.peer_id for p in peers if p.peer_id != source)
         peer = peers[0].peer
         assert peer is not None
@@ -216,12 +184,12 @@ async def test_a_user_abort_of_a_replication_leaves_the_target_dead_then_it_reco
         assert await peer.propose(encode_operation(StartTransfer(NAME, t))) is True
         abort = AbortTransfer(NAME, ShardId(0), source, target, "user request")
         assert await peer.propose(encode_operation(abort)) is True
-        assert _replicas(peers[0])[target] is ReplicaState.Dead
+        assert replica_states(peers[0], NAME)[target] is ReplicaState.Dead
         await sim.wait_until(
             lambda: (
-                _replicas(peers[0]) == {source: ReplicaState.Active, target: ReplicaState.Active}
+                replica_states(peers[0], NAME)
+                == {source: ReplicaState.Active, target: ReplicaState.Active}
             )
         )
-        store = _local(_index_of(peers)(target)).store
-        assert store is not None and len(store) == 300
+        assert len(shard_store(peer_by_id(peers, target), NAME)) == 300
         nursery.cancel_scope.cancel()
