@@ -413,18 +413,24 @@ async def test_a_write_whose_collection_went_away_meanwhile_fails_clearly(
 ) -> None:
     """The write's copy is held on the wire while the collection is deleted (and created
     again): the replica refuses it, and instead of sending it to the new collection the router
-    answers 404 (deleted) or a 500 that says the collection was re-created."""
+    answers 404 (deleted) or a 500 that says the collection was re-created.
+
+    The copy is let go once the replica's own peer has applied the deletion (and re-creation):
+    the coordinator's ``delete`` returns when the coordinator has applied it, and a copy
+    reaching a peer still behind that is rightly applied to the old collection, which the
+    deletion then drops with it (soak seeds 1, 2, 6, ... of ``False``: a completed write,
+    concurrent with the delete, ordered before it)."""
     async with trio.open_nursery() as nursery:
         sim, peers = await _cluster(nursery, seed, rf=1, wcf=1)
         by_id = {p.peer_id: p for p in peers}
         holder = by_id[next(iter(replica_states(peers[0], NAME)))]
         coordinator = next(p for p in peers if p is not holder)
         late = _Links(sim, monkeypatch).hold(coordinator, holder, "shard_update")
-        outcome: list[Exception] = []
+        outcome: list[Any] = []
 
         async def write() -> None:
             try:
-                await router_of(coordinator).upsert(NAME, _points([1]), wait=True)
+                outcome.append(await router_of(coordinator).upsert(NAME, _points([1]), wait=True))
             except Exception as exc:  # the test inspects whatever comes out
                 outcome.append(exc)
 
@@ -438,6 +444,18 @@ async def test_a_write_whose_collection_went_away_meanwhile_fails_clearly(
             body = {"vectors": {"size": DIM, "distance": "Dot"}, "replication_factor": 1}
             await plane.collections.create(NAME, body, 10)
             assert plane.collections.view.incarnation(NAME) != before
+        after = plane.collections.view.incarnation(NAME)
+        assert holder.plane is not None
+        holder_plane = holder.plane
+
+        def holder_caught_up() -> bool:
+            old = holder_plane.shards.get(NAME, ShardId(0))
+            return holder_plane.collections.view.incarnation(NAME) == after and (
+                old is None or old.incarnation != before
+            )
+
+        await sim.wait_until(holder_caught_up)
+        assert not outcome, "the write waits for its held copy"
         late.release.set()
         await sim.wait_until(lambda: bool(outcome))
         (error,) = outcome
