@@ -59,9 +59,8 @@ soak: setup ## the Raft simulator over 10 000 seeds, then the peer simulations o
 grade: setup
 	$(PY) -m exercises.grade
 
-lab: setup
-	$(PY) -m pip install --quiet "jupyterlab==4.4.5"
-	$(BIN)/jupyter lab --notebook-dir=book
+lab: setup ## the chapters as live notebooks in JupyterLab (jupytext opens each .md as a notebook)
+	$(BIN)/jupyter lab --ServerApp.root_dir=book $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean:
 	rm -rf _build .mypy_cache .ruff_cache .pytest_cache
