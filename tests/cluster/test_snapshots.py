@@ -16,8 +16,8 @@ import pytest
 
 from refimpl.launcher import LocalCluster
 from tests.cluster._support import call as _call
+from tests.cluster._support import call_retrying, running_cluster
 from tests.cluster._support import ok as _ok
-from tests.cluster._support import running_cluster
 
 pytestmark = pytest.mark.cluster
 DIM = 4
@@ -117,17 +117,6 @@ def test_a_corrupt_snapshot_is_refused_and_changes_nothing(
     assert _ids(url0) == before
 
 
-def _retry_503(method: str, url: str, **kwargs: Any) -> httpx.Response:
-    """A request repeated after Retry-After while it answers 503, as a client does."""
-    response = httpx.request(method, url, timeout=60, **kwargs)
-    for _ in range(50):
-        if response.status_code != 503:
-            break
-        time.sleep(float(response.headers.get("retry-after", "1")))
-        response = httpx.request(method, url, timeout=60, **kwargs)
-    return response
-
-
 def test_replica_priority_and_upload(cluster: LocalCluster, tmp_path: Path) -> None:
     """Facts §7.7: priority ``replica`` restores the snapshot, then syncs from the Active
     replica, so later writes win; an upload (multipart field ``snapshot``) recovers like a
@@ -136,7 +125,7 @@ def test_replica_priority_and_upload(cluster: LocalCluster, tmp_path: Path) -> N
     name = "snaprep"
     body = {"vectors": {"size": DIM, "distance": "Cosine"}, "shard_number": 1,
             "replication_factor": 2}  # fmt: skip
-    assert _retry_503("PUT", f"{url0}/collections/{name}", json=body).status_code == 200
+    assert call_retrying(url0, "PUT", f"/collections/{name}", body).status_code == 200
     _ok(url0, "PUT", f"/collections/{name}/points?wait=true", {"points": _points(range(50))})
     made = _ok(url1, "POST", f"/collections/{name}/snapshots")
     archive = _call(url1, "GET", f"/collections/{name}/snapshots/{made['name']}").content
@@ -153,17 +142,19 @@ def test_replica_priority_and_upload(cluster: LocalCluster, tmp_path: Path) -> N
         return active[0] if active else None
 
     files = {"snapshot": ("s.snapshot", archive, "application/octet-stream")}
-    bad = _retry_503("POST", f"{url1}/collections/{name}/snapshots/upload?priority=x", files=files)
+    bad = call_retrying(
+        url1, "POST", f"/collections/{name}/snapshots/upload?priority=x", files=files
+    )
     assert bad.status_code == 400 and "priority" in bad.json()["status"]["error"]
-    path = f"{url1}/collections/{name}/snapshots/upload?priority=replica"
-    answer = _retry_503("POST", path, files=files)
+    path = f"/collections/{name}/snapshots/upload?priority=replica"
+    answer = call_retrying(url1, "POST", path, files=files)
     assert answer.status_code == 200, answer.text
     assert _wait_until(lambda: local_count(url1) == 80 and _all_active_in(url1, name))
     assert ids(url1) == list(range(80))
     saved = tmp_path / "s.snapshot"
     saved.write_bytes(archive)
     recover = {"location": saved.as_uri(), "priority": "snapshot"}
-    answer = _retry_503("PUT", f"{url1}/collections/{name}/snapshots/recover", json=recover)
+    answer = call_retrying(url1, "PUT", f"/collections/{name}/snapshots/recover", recover)
     assert answer.status_code == 200, answer.text
     assert local_count(url1) == 50
     assert _wait_until(lambda: local_count(url0) == 50 and _all_active_in(url0, name))
