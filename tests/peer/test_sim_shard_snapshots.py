@@ -19,9 +19,10 @@ import trio.testing
 
 from refimpl.api.app import ApiError
 from refimpl.api.shard_snapshots import recover_shard, shard_archive
+from refimpl.consensus import SetReplicaState, encode_operation
 from refimpl.ids import ShardId
 from refimpl.peer.harness import SimCluster, SimPeer
-from refimpl.replication import ReplicaState
+from refimpl.replication import ReplicaEvent, ReplicaState
 from refimpl.replication.reads import ReadConsistencyType
 from tests.peer import _sim
 from tests.peer._sim import (
@@ -165,7 +166,10 @@ async def test_g8_a_crash_during_recovery_leaves_the_replica_unreadable_and_retr
     seed 1 right after its store was swapped for the snapshot, others at a seeded moment.
     Restarted, its replica is either untouched and Active, or in Recovery
     (and stays there: no read goes to it, nothing makes it Active by itself) — never Active
-    with other content. The same recovery, repeated, completes: exactly the snapshot."""
+    with other content. The same recovery, repeated, completes: exactly the snapshot.
+    (A crash after the step to Active may leave the other replicas Active with other content:
+    the product bug the strict xfail below pins down; the repeated recovery hides it here,
+    except in about one run of 160 at REFIMPL_SIM_SEEDS=40, seed 15 once.)"""
     async with trio.open_nursery() as nursery:
         sim, peers = await _cluster(nursery, seed)
         data, at_t = await _snapshot_then_write(peers)
@@ -215,6 +219,66 @@ async def test_g8_a_crash_during_recovery_leaves_the_replica_unreadable_and_retr
         assert shard_content(two, NAME) == at_t
         await sim.wait_until(lambda: _settled(peers), timeout_s=120)
         assert shard_content(one, NAME) == shard_content(three, NAME) == at_t
+        nursery.cancel_scope.cancel()
+
+
+class _CrashedError(Exception):
+    """The simulated crash of the recovering peer, ending its recovery call."""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: restore_replica makes the recovered replica Active, then marks the "
+    "other Active replicas Dead in separate consensus operations; a crash in between leaves "
+    "Active replicas that differ (see the docstring)",
+)
+@pytest.mark.parametrize("seed", seeds(1))
+async def test_g8_a_crash_right_after_the_recovered_replica_turns_active_still_converges(
+    seed: int,
+    autojump_clock: trio.testing.MockClock,
+    disk_shards: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Priority ``snapshot``: peer 2 crashes right after its replica's Recovery -> Active step
+    has been applied, before it marked the other Active replicas Dead. Restarted, and the
+    cluster quiet again, the Active replicas must hold the same points (all the snapshot, or
+    all the writes after it), not two answers that reads at consistency 1 pick from.
+
+    A known product bug, written up and not fixed here (found by a REFIMPL_SIM_SEEDS=40 soak of
+    the seeded-crash test above: its seeds 2, 20, 22, 23, 38 crash in that window, and seed 15
+    once ended with peer 1 still holding the writes after T, Active, after the repeated
+    recovery: a replica that is re-syncing from a stale Active source when the recovery marks
+    "the other Active replicas" Dead escapes the mark). Marking the others Dead *before* the
+    step to Active is no fix: consensus refuses to deactivate the last Active replica while
+    this one is in Recovery. It needs one consensus operation doing both. Strict xfail: this
+    test fails the run once the bug is fixed, so that the mark goes."""
+    async with trio.open_nursery() as nursery:
+        sim, peers = await _cluster(nursery, seed)
+        data, _at_t = await _snapshot_then_write(peers)
+        two = peers[1]
+        assert two.plane is not None
+        peer = two.plane.peer
+        propose = peer.propose
+        step = SetReplicaState(NAME, S0, two.peer_id, ReplicaEvent.RECOVERED, R)
+        recovered = encode_operation(step)
+
+        async def propose_then_crash(command: bytes, timeout_s: float | None = None) -> Any:
+            result = await propose(command, timeout_s)
+            if command == recovered:
+                sim.kill(two)
+                raise _CrashedError
+            return result
+
+        monkeypatch.setattr(peer, "propose", propose_then_crash)
+        with pytest.raises(_CrashedError):
+            await recover_shard(two.plane, NAME, S0, data, "snapshot")
+        await sim.restart(two)
+        await sim.wait_until(lambda: len(replica_states(two, NAME)) == 3)
+        await sim.wait_until(lambda: _settled(peers), timeout_s=120)
+        await trio.sleep(10)
+        assert _settled(peers)
+        one_, two_, three_ = (shard_content(p, NAME) for p in peers)
+        assert one_ == two_ == three_, "Active replicas differ"
         nursery.cancel_scope.cancel()
 
 
