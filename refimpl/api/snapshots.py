@@ -361,10 +361,11 @@ async def restore_replica(
         await propose_step(plane, handed)
         await _request_sync(plane, name, shard_id, sources[0])
         return
-    done = SetReplicaState(name, shard_id, me, ReplicaEvent.RECOVERED, ReplicaState.Recovery)
+    # With priority ``snapshot`` the other replicas turn Dead in the same operation (to pull
+    # this content): a crash between two operations would leave Active replicas that differ.
+    done = SetReplicaState(name, shard_id, me, ReplicaEvent.RECOVERED, ReplicaState.Recovery,
+                           resync_others=priority == "snapshot")  # fmt: skip
     await propose_step(plane, done)
-    if priority == "snapshot":
-        await _resync_others(plane, name, [shard_id])
 
 
 async def _peers_see(plane: DataPlane, name: str, shard_id: ShardId, state: ReplicaState) -> None:
@@ -480,17 +481,6 @@ async def upload(request: Request, ctx: ApiContext) -> Any:
     data = await uploaded(request)
     checksum = request.query_params.get("checksum")
     return await recover_collection(plane, name, data, priority, checksum)
-
-
-async def _resync_others(plane: DataPlane, name: str, shard_ids: list[ShardId]) -> None:
-    """Other Active replicas become Dead, so they pull the recovered content (facts §7.7)."""
-    coll = plane.collections.view.cluster.collections[name]
-    for shard_id in shard_ids:
-        for peer, state in sorted(coll.replicas[shard_id].items()):
-            if peer != plane.peer.id and state is ReplicaState.Active:
-                op = SetReplicaState(name, shard_id, PeerId(peer), ReplicaEvent.UPDATE_FAILED,
-                                     from_state=ReplicaState.Active)  # fmt: skip
-                await plane.peer.propose(encode_operation(op))
 
 
 def snapshot_routes(ctx: ApiContext) -> list[BaseRoute]:

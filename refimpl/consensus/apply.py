@@ -352,6 +352,12 @@ def _set_replica_state(state: ClusterState, op: SetReplicaState) -> Outcome:
     guard = _transfer_guard(coll, op)
     if guard is not None:
         return state, guard
+    if op.resync_others and op.event is not ReplicaEvent.RECOVERED:
+        return _reject(
+            state,
+            RejectReason.ILLEGAL_TRANSITION,
+            f"{where}: resync_others goes with the {ReplicaEvent.RECOVERED.value!r} event only",
+        )
     try:
         new = transition(current, op.event)
     except IllegalTransition as error:
@@ -365,9 +371,32 @@ def _set_replica_state(state: ClusterState, op: SetReplicaState) -> Outcome:
     coll = _set_replica(coll, op.shard_id, op.peer_id, new)
     if new is ReplicaState.Dead:
         coll = _drop_transfers_involving(coll, op.peer_id, op.shard_id)
+    also = ""
+    if op.resync_others:
+        coll, demoted = _demote_others(coll, op.shard_id, op.peer_id)
+        also = f"; Dead to resync from it: {sorted(demoted)}"
     return _put(state, op.collection, coll), Applied(
-        f"{where}: {current.value} -> {new.value} ({op.event.value})"
+        f"{where}: {current.value} -> {new.value} ({op.event.value}){also}"
     )
+
+
+def _demote_others(
+    coll: CollectionState, shard: ShardId, keep: PeerId
+) -> tuple[CollectionState, list[PeerId]]:
+    """Every transfer of ``shard`` ends and every Active replica but ``keep``'s becomes Dead
+    (``SetReplicaState.resync_others``); returns the demoted peers."""
+    for transfer in coll.transfers:
+        if transfer.shard_id == shard:
+            coll = _drop_transfer(coll, transfer)
+    demoted = [
+        peer
+        for peer, current in coll.replicas[shard].items()
+        if peer != keep and current is ReplicaState.Active
+    ]
+    for peer in demoted:
+        coll = _set_replica(coll, shard, peer, transition(ReplicaState.Active,
+                                                          ReplicaEvent.UPDATE_FAILED))  # fmt: skip
+    return coll, demoted
 
 
 def _remove_replica(state: ClusterState, op: RemoveReplica) -> Outcome:

@@ -68,13 +68,19 @@ class DeleteCollection:
 @dataclass(frozen=True, slots=True)
 class SetReplicaState:
     """Move one replica through the transition table; refused if it is not in ``from_state``
-    (when given)."""
+    (when given).
+
+    ``resync_others`` goes with ``RECOVERED`` only (a snapshot recovered with priority
+    ``snapshot``): in the same operation every transfer of the shard ends and every other
+    Active replica becomes Dead, so they all pull the recovered content. Two operations would
+    leave a window -- a crash between them -- in which Active replicas disagree."""
 
     collection: str
     shard_id: ShardId
     peer_id: PeerId
     event: ReplicaEvent
     from_state: ReplicaState | None = None
+    resync_others: bool = False
 
 
 @dataclass(frozen=True, slots=True)

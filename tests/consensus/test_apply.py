@@ -269,3 +269,28 @@ def test_apply_does_not_change_its_input() -> None:
     apply(state, RemovePeer(PeerId(1), force=True))
     apply(state, SetReplicaState("c", S0, PeerId(1), ReplicaEvent.UPDATE_FAILED))
     assert repr(state) == before
+
+
+def test_a_snapshot_recovery_with_priority_snapshot_demotes_the_others_in_the_same_operation() -> (
+    None
+):
+    """Priority ``snapshot`` (facts §7.7): the step to Active carries ``resync_others``, so in
+    one operation the recovered replica is Active, every other Active replica is Dead (to pull
+    its content) and the shard's transfers end -- no state in which Active replicas differ.
+    Without the flag the others stay Active; with another event the flag is refused."""
+    state = cluster(peers=3, shards=1, rf=3)
+    one, two, three = PeerId(1), PeerId(2), PeerId(3)
+    state = must(state, SetReplicaState("c", S0, two, ReplicaEvent.SNAPSHOT_RECOVERY_STARTED))
+    assert replicas(state)[two] is ReplicaState.Recovery
+    state = must(state, SetReplicaState("c", S0, three, ReplicaEvent.UPDATE_FAILED))
+    state = must(state, StartTransfer("c", ShardTransfer(S0, one, three, sync=True)))
+    assert replicas(state) == {one: A, two: ReplicaState.Recovery, three: P}
+    plain = SetReplicaState("c", S0, two, ReplicaEvent.RECOVERED)
+    assert replicas(must(state, plain)) == {one: A, two: A, three: P}
+    done = SetReplicaState("c", S0, two, ReplicaEvent.RECOVERED, resync_others=True)
+    after = must(state, done)
+    assert replicas(after) == {one: D, two: A, three: D}  # the stale transfer's target too
+    assert after.collections["c"].transfers == ()
+    assert state_problems(after) == []
+    misused = SetReplicaState("c", S0, one, ReplicaEvent.UPDATE_FAILED, resync_others=True)
+    assert rejected(run(state, misused)[1], RejectReason.ILLEGAL_TRANSITION)

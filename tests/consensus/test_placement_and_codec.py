@@ -60,8 +60,11 @@ def test_encoding_is_stable_json() -> None:
     op = SetReplicaState("c", ShardId(1), PeerId(2), ReplicaEvent.UPDATE_FAILED)
     assert encode_operation(op) == (
         b'{"op":{"collection":"c","event":"update_failed","from_state":null,"peer_id":2,'
-        b'"shard_id":1},"type":"SetReplicaState","v":1}'
+        b'"resync_others":false,"shard_id":1},"type":"SetReplicaState","v":1}'
     )
+    # An entry written before a field with a default existed still decodes (to the default).
+    older = b'{"op":{"collection":"c","event":"update_failed","from_state":null,"peer_id":2,'
+    assert decode_operation(older + b'"shard_id":1},"type":"SetReplicaState","v":1}') == op
     state = cluster()
     assert encode_state(decode_state(encode_state(state))) == encode_state(state)
 

@@ -167,9 +167,7 @@ async def test_g8_a_crash_during_recovery_leaves_the_replica_unreadable_and_retr
     Restarted, its replica is either untouched and Active, or in Recovery
     (and stays there: no read goes to it, nothing makes it Active by itself) — never Active
     with other content. The same recovery, repeated, completes: exactly the snapshot.
-    (A crash after the step to Active may leave the other replicas Active with other content:
-    the product bug the strict xfail below pins down; the repeated recovery hides it here,
-    except in about one run of 160 at REFIMPL_SIM_SEEDS=40, seed 15 once.)"""
+    (A crash right after the step to Active is the next test's.)"""
     async with trio.open_nursery() as nursery:
         sim, peers = await _cluster(nursery, seed)
         data, at_t = await _snapshot_then_write(peers)
@@ -226,12 +224,6 @@ class _CrashedError(Exception):
     """The simulated crash of the recovering peer, ending its recovery call."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: restore_replica makes the recovered replica Active, then marks the "
-    "other Active replicas Dead in separate consensus operations; a crash in between leaves "
-    "Active replicas that differ (see the docstring)",
-)
 @pytest.mark.parametrize("seed", seeds(1))
 async def test_g8_a_crash_right_after_the_recovered_replica_turns_active_still_converges(
     seed: int,
@@ -240,18 +232,18 @@ async def test_g8_a_crash_right_after_the_recovered_replica_turns_active_still_c
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Priority ``snapshot``: peer 2 crashes right after its replica's Recovery -> Active step
-    has been applied, before it marked the other Active replicas Dead. Restarted, and the
-    cluster quiet again, the Active replicas must hold the same points (all the snapshot, or
-    all the writes after it), not two answers that reads at consistency 1 pick from.
+    has been applied. Restarted, and the cluster quiet again, the Active replicas must hold the
+    same points (all the snapshot), not two answers that reads at consistency 1 pick from.
 
-    A known product bug, written up and not fixed here (found by a REFIMPL_SIM_SEEDS=40 soak of
-    the seeded-crash test above: its seeds 2, 20, 22, 23, 38 crash in that window, and seed 15
-    once ended with peer 1 still holding the writes after T, Active, after the repeated
-    recovery: a replica that is re-syncing from a stale Active source when the recovery marks
-    "the other Active replicas" Dead escapes the mark). Marking the others Dead *before* the
-    step to Active is no fix: consensus refuses to deactivate the last Active replica while
-    this one is in Recovery. It needs one consensus operation doing both. Strict xfail: this
-    test fails the run once the bug is fixed, so that the mark goes."""
+    This was a product bug (found by a REFIMPL_SIM_SEEDS=40 soak of the seeded-crash test
+    above: its seeds 2, 20, 22, 23, 38 crash in that window, and seed 15 once ended with peer 1
+    still holding the writes after T, Active, after the repeated recovery). The recovery made
+    the replica Active and then marked the other Active replicas Dead in separate consensus
+    operations; a crash in between left Active replicas that differ, and a replica re-syncing
+    from a stale source escaped the marks. Marking the others first is no fix (consensus
+    refuses to deactivate the last Active replica while this one is in Recovery), so the step
+    to Active now carries ``resync_others``: one operation ends the shard's transfers and makes
+    every other Active replica Dead. Before that fix this test failed on every seed tried."""
     async with trio.open_nursery() as nursery:
         sim, peers = await _cluster(nursery, seed)
         data, _at_t = await _snapshot_then_write(peers)
@@ -259,7 +251,8 @@ async def test_g8_a_crash_right_after_the_recovered_replica_turns_active_still_c
         assert two.plane is not None
         peer = two.plane.peer
         propose = peer.propose
-        step = SetReplicaState(NAME, S0, two.peer_id, ReplicaEvent.RECOVERED, R)
+        step = SetReplicaState(NAME, S0, two.peer_id, ReplicaEvent.RECOVERED, R,
+                               resync_others=True)  # fmt: skip
         recovered = encode_operation(step)
 
         async def propose_then_crash(command: bytes, timeout_s: float | None = None) -> Any:
