@@ -52,9 +52,13 @@ bench: setup
 	$(PY) -m pip install --quiet -c requirements.lock -r requirements-bench.lock
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
-soak: setup ## the Raft simulator over 10 000 seeds, then the peer simulations of group G over 40
+SIM_SOAK_FILES = tests/peer/test_sim_group_g.py tests/peer/test_sim_reads.py \
+	tests/peer/test_sim_transfers.py tests/peer/test_sim_shard_snapshots.py \
+	tests/peer/test_sim_cluster.py
+
+soak: setup ## the Raft simulator over 10 000 seeds, then every seeded peer simulation over 40
 	$(BIN)/refimpl sim soak --seeds 10000
-	REFIMPL_GROUP_G_SEEDS=40 $(BIN)/python -m pytest -q -p no:cacheprovider tests/peer/test_sim_group_g.py
+	REFIMPL_SIM_SEEDS=40 $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" $(SIM_SOAK_FILES)
 
 grade: setup
 	$(PY) -m exercises.grade
