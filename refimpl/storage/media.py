@@ -10,6 +10,10 @@ Rules:
 * Checkpoint: :meth:`~ShardMedium.write_checkpoint` is atomic and durable on return: after a
   crash the old set or the new set is there, never a mix (new directory, fsync, rename the
   old away, rename the new in, fsync the parent; on open a half-finished swap is undone).
+* Replacing everything (a snapshot restored over a live shard) is atomic too:
+  :meth:`~ShardMedium.replace_all` leaves, after any crash, either the old checkpoint and log
+  or the new checkpoint with an empty log. On disk a marker file, written once the new set is
+  complete, says the old log is void; whoever opens the directory next finishes the job.
 * :class:`MemoryMedium` models a disk with a write-back cache: :meth:`MemoryMedium.crash`
   keeps only what was synced, optionally plus a prefix of the unsynced tail (a *torn* write).
 
@@ -70,9 +74,18 @@ class ShardMedium(Protocol):
         """The checkpoint files, or ``None`` if no checkpoint was ever written."""
         ...
 
+    def replace_all(self, files: Files) -> None:
+        """Atomically and durably make the checkpoint ``files`` and the log empty."""
+        ...
+
     def destroy(self) -> None:
         """Remove everything this shard stored."""
         ...
+
+
+RESTORE_MARKER = "restore.pending"
+"""A file in a shard directory: the complete ``checkpoint.next/`` replaces the checkpoint and
+the log is void (:meth:`DiskMedium.replace_all` was interrupted)."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -148,8 +161,10 @@ class DiskMedium:
         directory.mkdir(parents=True, exist_ok=True)
         if created:  # make the new directory's entry durable before anything is acknowledged
             _fsync_dir(directory.parent)
-        self._finish_swap()
         self._log = DiskLogFile(directory / "wal.log")
+        if (directory / RESTORE_MARKER).exists():
+            self._complete_replacement()
+        self._finish_swap()
         if created:
             _fsync_dir(directory)
 
@@ -185,6 +200,37 @@ class DiskMedium:
         if current.exists():
             current.rename(old)
         new.rename(current)
+        _fsync_dir(self.directory)
+        if old.exists():
+            shutil.rmtree(old)
+
+    def replace_all(self, files: Files) -> None:
+        """Write the new set beside the old one, mark it as the winner, then swap it in and
+        empty the log (a crash after the mark is finished by the next open)."""
+        new = self._dirs()[1]
+        if new.exists():
+            shutil.rmtree(new)
+        new.mkdir()
+        for name, data in files.items():
+            _write_durably(new / name, data)
+        _fsync_dir(new)
+        _write_durably(self.directory / RESTORE_MARKER, b"")
+        _fsync_dir(self.directory)
+        self._complete_replacement()
+
+    def _complete_replacement(self) -> None:
+        """The marked ``checkpoint.next/`` in, the log emptied, the marker gone; each step may
+        already be done (a crash in here is finished by the next open)."""
+        current, new, old = self._dirs()
+        if new.exists():
+            if current.exists():
+                if old.exists():
+                    shutil.rmtree(old)
+                current.rename(old)
+            new.rename(current)
+            _fsync_dir(self.directory)
+        self._log.replace(b"")
+        (self.directory / RESTORE_MARKER).unlink()
         _fsync_dir(self.directory)
         if old.exists():
             shutil.rmtree(old)
@@ -260,6 +306,11 @@ class MemoryMedium:
     def read_checkpoint(self) -> Files | None:
         """A copy of the checkpoint files."""
         return None if self.checkpoint is None else dict(self.checkpoint)
+
+    def replace_all(self, files: Files) -> None:
+        """The checkpoint ``files`` and an empty log, in one step (atomic and durable)."""
+        self.checkpoint = dict(files)
+        self._log.replace(b"")
 
     def destroy(self) -> None:
         """Forget everything."""
