@@ -54,7 +54,7 @@ bench: setup
 
 SIM_SOAK_FILES = tests/peer/test_sim_group_g.py tests/peer/test_sim_reads.py \
 	tests/peer/test_sim_transfers.py tests/peer/test_sim_shard_snapshots.py \
-	tests/peer/test_sim_cluster.py
+	tests/peer/test_sim_cluster.py tests/api/test_shard_snapshots.py
 
 soak: setup ## the Raft simulator over 10 000 seeds, then every seeded peer simulation over 40
 	$(BIN)/refimpl sim soak --seeds 10000

@@ -25,18 +25,19 @@ from refimpl.peer.harness import SimPeer
 from refimpl.replication import ReplicaState
 from refimpl.storage import parse_snapshot
 from tests.peer import _sim
-from tests.peer._sim import DIM, peer_by_id, points_body, shard_store, three_peers
+from tests.peer._sim import DIM, peer_by_id, points_body, seeds, shard_store, three_peers
 
 disk_shards = _sim.disk_shards  # the fixture; pytest finds it under this name
 
 NAME = "c"
 
 
-@pytest.fixture
-async def peers(disk_shards: None) -> AsyncIterator[list[SimPeer]]:
-    """Three peers; collection ``c``: 2 shards, replication factor 2, points 0..99."""
+@pytest.fixture(params=seeds([11]))
+async def peers(request: pytest.FixtureRequest, disk_shards: None) -> AsyncIterator[list[SimPeer]]:
+    """Three peers; collection ``c``: 2 shards, replication factor 2, points 0..99 (seed 11,
+    or each soak seed)."""
     async with trio.open_nursery() as nursery:
-        sim, first = await three_peers(nursery, seed=11)
+        sim, first = await three_peers(nursery, seed=request.param)
         body = {"vectors": {"size": DIM, "distance": "Dot"}, "shard_number": 2,
                 "replication_factor": 2}  # fmt: skip
         assert await call(first, "PUT", f"/collections/{NAME}", body) is True
