@@ -17,7 +17,14 @@ from refimpl.ids import ShardId
 from refimpl.peer.harness import SimCluster, SimPeer
 from refimpl.peer.router import ShardUnavailableError
 from refimpl.replication import ReplicaState
-from tests.peer._sim import peer_by_id, replica_states, seeds, shard_store, three_voters
+from tests.peer._sim import (
+    peer_by_id,
+    replica_states,
+    seeds,
+    shard_store,
+    three_voters,
+    watch_states,
+)
 
 DIM = 4
 NAME = "c"
@@ -117,16 +124,7 @@ async def test_a_replica_that_missed_writes_recovers_dead_partial_active(
         sim.kill(victim)
         await coordinator.plane.router.upsert(NAME, _points(300, 400), wait=True)
         assert replica_states(coordinator, NAME)[victim.peer_id] is ReplicaState.Dead
-        seen: list[ReplicaState] = []
-
-        async def watch() -> None:
-            while True:
-                state = replica_states(coordinator, NAME)[victim.peer_id]
-                if not seen or seen[-1] is not state:
-                    seen.append(state)
-                await trio.sleep(0.005)
-
-        nursery.start_soon(watch)
+        seen = watch_states(nursery, victim, coordinator, NAME)
         await sim.restart(victim)
         await sim.wait_until(
             lambda: (
@@ -135,6 +133,7 @@ async def test_a_replica_that_missed_writes_recovers_dead_partial_active(
                 and replica_states(coordinator, NAME)[victim.peer_id] is ReplicaState.Active
             )
         )
+        await trio.sleep(0.01)  # the watcher polls every 2 ms
         assert len(shard_store(victim, NAME)) == 400
         assert seen == [
             ReplicaState.Dead, ReplicaState.Recovery, ReplicaState.Partial, ReplicaState.Active
