@@ -14,7 +14,8 @@ Rules:
   a 400 saying what is accepted; a read that cannot get enough replicas is a 503 with
   ``Retry-After`` (Qdrant answers 500 there, with the same wording).
 * Bodies are JSON of at most :data:`BODY_BYTES_MAX` bytes; anything else is a 4xx envelope
-  whose message says what to fix. Bad input is found before any shard is touched.
+  whose message says what to fix. Bad input is found before any shard is touched. An upsert
+  body goes to the router undecoded: it decodes and checks it in one worker thread.
 * ``POST …/points/search`` is the legacy search call: it is answered as a query with
   ``{"vector": …}`` renamed to ``query``, returning a bare list of scored points.
 
@@ -23,7 +24,6 @@ Theory of operation: each handler decodes the body, calls the peer's data plane
 puts it in the envelope and maps errors to status codes.
 """
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,8 +35,8 @@ from refimpl.api.app import RETRY_AFTER_S, ApiContext, ApiError, endpoint
 from refimpl.api.cluster_ops import cluster_ops_routes
 from refimpl.api.snapshots import snapshot_routes
 from refimpl.peer.data_plane import DataPlane
-from refimpl.peer.router import ShardUnavailableError
-from refimpl.points import BadRequest, decode_json
+from refimpl.peer.router import ShardUnavailableError, decode_body
+from refimpl.points import BadRequest
 from refimpl.replication import (
     InvalidReadConsistencyError,
     ReadConsistency,
@@ -60,23 +60,23 @@ def _plane(ctx: ApiContext) -> DataPlane:
     return ctx.plane
 
 
-async def _body(request: Request) -> Any:
+async def _raw_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > BODY_BYTES_MAX:
         raise ApiError(413, f"Bad request: body of {declared} bytes is over {BODY_BYTES_MAX}")
     raw = await request.body()
     if len(raw) > BODY_BYTES_MAX:
         raise ApiError(413, f"Bad request: body of {len(raw)} bytes is over {BODY_BYTES_MAX}")
-    if not raw.strip():
-        return None
-    try:
-        if len(raw) < BODY_BYTES_INLINE_MAX:
-            return decode_json(raw)
-        # A big body takes tens of milliseconds to decode: keep the event loop (and with it
-        # this peer's Raft ticks) free meanwhile.
-        return await trio.to_thread.run_sync(decode_json, raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"Json deserialize error: body is not valid JSON: {exc}") from None
+    return raw
+
+
+async def _body(request: Request) -> Any:
+    raw = await _raw_body(request)
+    if len(raw) < BODY_BYTES_INLINE_MAX:
+        return decode_body(raw)
+    # A big body takes tens of milliseconds to decode: keep the event loop (and with it
+    # this peer's Raft ticks) free meanwhile.
+    return await trio.to_thread.run_sync(decode_body, raw)
 
 
 def _flag(request: Request, name: str, default: bool) -> bool:
@@ -184,8 +184,9 @@ async def collection_cluster(request: Request, plane: DataPlane) -> Any:
 
 
 async def upsert_points(request: Request, plane: DataPlane) -> Any:
-    body = await _body(request)
-    return await plane.router.upsert(_name(request), body, _flag(request, "wait", False))
+    # The raw bytes: the router decodes them in the worker thread that checks the batch.
+    raw = await _raw_body(request)
+    return await plane.router.upsert(_name(request), raw, _flag(request, "wait", False))
 
 
 async def delete_points(request: Request, plane: DataPlane) -> Any:
