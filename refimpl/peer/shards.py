@@ -16,7 +16,8 @@ Rules (spec "Sharding": each peer stores the shards placed on it; facts §2, §4
   through consensus, as Qdrant does. The compare-and-set guard makes a repeated proposal
   harmless.
 * Calls into one store run one at a time (a ``trio.Lock`` per store) in a worker thread, so a
-  slow HNSW insert does not stall the Raft ticks of this peer.
+  slow HNSW insert does not stall the Raft ticks of this peer; calls into a store that builds
+  or holds an HNSW graph run at a lower OS priority too (:func:`works_a_graph`).
 
 * A replica the state no longer places here is *retired* at once: a call that was already
   waiting for it still reads, but an update is refused (a ``StorageError``), so its
@@ -50,7 +51,7 @@ from refimpl.replication import ReplicaEvent, ReplicaState
 from refimpl.storage import DiskMedium, MemoryMedium, ShardConfig, ShardStore, StorageError
 from refimpl.storage.media import Files
 
-__all__ = ["ClusterView", "LocalShard", "LocalShards", "shard_config"]
+__all__ = ["ClusterView", "LocalShard", "LocalShards", "shard_config", "works_a_graph"]
 
 log = logging.getLogger("refimpl.peer.shards")
 
@@ -74,22 +75,37 @@ def shard_config(config: CollectionConfig) -> ShardConfig:
 
 
 def _lower_priority() -> None:
-    """Run shard work at a lower OS priority than the consensus loop (Linux nice values are
+    """Run graph work at a lower OS priority than the consensus loop (Linux nice values are
     per thread), so a busy machine still delivers this peer's Raft ticks on time."""
-    tid = threading.get_native_id()
-    if tid in _NICED_THREADS:
+    if getattr(_NICED, "done", False):
         return
-    _NICED_THREADS.add(tid)
+    _NICED.done = True
+    tid = threading.get_native_id()
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICE)
 
 
-_NICED_THREADS: set[int] = set()
+_NICED = threading.local()
+"""Per thread: whether it was niced already (a thread-local, not a set of thread ids: the
+kernel reuses the id of a thread that ended, and the thread cache ends idle ones)."""
 WORKER_NICE = 5
+GRAPH_MARGIN_POINTS = 2_048
+"""A shard this close to its indexing threshold counts as building a graph already."""
 
 
-def _in_worker(fn: Callable[[ShardStore], T], store: ShardStore) -> T:
-    _lower_priority()
+def works_a_graph(store: ShardStore) -> bool:
+    """Whether calls into ``store`` are graph work, long and CPU-bound: it has an HNSW graph,
+    or is within :data:`GRAPH_MARGIN_POINTS` of building one. Only those run niced: a
+    storage-only call (check, log, fsync) is short, and a niced thread stays niced for the
+    next job the thread cache gives it, such as decoding a request body. Niced, the
+    storage-only ingest of issue 6 cost the peers about 15 % more CPU per batch."""
+    threshold = store.config.indexing_threshold_points
+    return store.indexed_vectors_count > 0 or len(store) + GRAPH_MARGIN_POINTS > threshold
+
+
+def _in_worker(fn: Callable[[ShardStore], T], store: ShardStore, niced: bool) -> T:
+    if niced:
+        _lower_priority()
     return fn(store)
 
 
@@ -122,9 +138,10 @@ class LocalShard:
                 log.info("opened shard %s/%d (%d points)", self.collection, self.shard_id,
                          len(self.store))  # fmt: skip
             store = self.store
+            niced = works_a_graph(store)
             if self.retired:
                 store = cast(ShardStore, _Retired(store))
-            return await self._call(lambda: _in_worker(fn, store))
+            return await self._call(lambda: _in_worker(fn, store, niced))
 
     async def restore(self, files: Files) -> int:
         """Replace this replica's content by a snapshot's checkpoint files (the target of a
