@@ -1,7 +1,7 @@
 """Benchmark: REST ingest through a 3-peer cluster, against building the same shards in-process.
 
-Run ``python bench/bench_ingest.py`` (100 000 x 128 points, both readings below; about ten
-minutes on two cores, nearly all of it the index reading's graph building) or ``--quick``
+Run ``python bench/bench_ingest.py`` (100 000 x 128 points, both readings below; 7-8 minutes
+on two shared cores, nearly all of it the index reading's graph building) or ``--quick``
 (10 000 points, 50 queries, under a minute). ``--repeat N`` runs each side N times per reading
 (in-process and REST alternately, so both see the same load) and reports medians: single runs
 swing with the machine's load. ``--reading index`` or ``--reading storage`` runs one only.
@@ -46,6 +46,28 @@ before ``orjson``), serving and sending p2p requests a seventh (then a new TCP c
 each: they now reuse pooled persistent connections, see :mod:`refimpl.peer.tcp`), validation
 and splitting a tenth, the shard stores' own work (the same as in-process) under a tenth, Raft
 ticks the rest.
+
+Where the index reading's extra CPU went (issue 6): the peers spent 1.2-1.5x the in-process
+CPU per batch for the same graph inserts. py-spy put the same share of the peers' time in
+:meth:`refimpl.index.HnswIndex.upsert` as in-process; the extra was OpenBLAS again. The index
+limits BLAS to one thread (:func:`refimpl.index.blas.one_blas_thread`), but threadpoolctl lets
+only the first thread that sets a limit change OpenBLAS's process-wide pool and silently
+ignores the others; in a peer that was one worker thread among several, so most inserts (and
+queries) could run threaded BLAS. The limit now hands control to the thread that changes it and is
+counted across threads; the peers' CPU per batch fell to about the in-process figure plus the
+storage-only overhead (quick runs on a loaded machine: 1.16-1.33x in-process before,
+0.96-1.06x after). Suspects that were not it: the HNSW checkpoints (2 % of the peers' samples,
+4 % in-process: the same operations on both sides) and the niced shard threads.
+
+Storage only, the peers' CPU per batch on the same loaded machine, medians of 8-12 runs of
+30 000 points: 27.6 ms before, 24.1 ms after two changes that only helped together: the
+upsert body is decoded, checked and split in one worker thread (it was two hand-offs:
+:mod:`refimpl.api.data` decoded, :meth:`refimpl.peer.router.Router.upsert` parsed), and only
+graph work runs niced (:func:`refimpl.peer.shards.works_a_graph`; a niced thread stays niced
+for the body decodes the thread cache gives it later). Each alone: no measurable change.
+
+The cluster is started before the first in-process run and idles meanwhile (about 1 % of a
+core per peer: Raft ticks).
 
 Where the query time went: at 100 000 points a top-10 through REST took 150-300 ms while the
 same six shard stores answer in-process in under 10 ms. Almost all of it was OpenBLAS: each
