@@ -342,7 +342,7 @@ async def restore_replica(
     coll = _collection(plane, name)
     sources = [p for p in active_replicas(coll, shard_id) if p != me]
     state = _state(plane, name, shard_id)
-    await shard.run(lambda s: None)  # open the store, so the swap deletes its files
+    await shard.run(lambda s: None)  # open the store: the swap replaces its files in place
     if state is ReplicaState.Active and not sources:
         await shard.restore(files)  # the only source of truth: swapped in place, under its lock
         return

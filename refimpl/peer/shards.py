@@ -48,7 +48,7 @@ from refimpl.ids import PeerId, ShardId
 from refimpl.index import Distance, HnswConfig
 from refimpl.peer.node import ProposalError
 from refimpl.replication import ReplicaEvent, ReplicaState
-from refimpl.storage import DiskMedium, MemoryMedium, ShardConfig, ShardStore, StorageError
+from refimpl.storage import MemoryMedium, ShardConfig, ShardStore, StorageError
 from refimpl.storage.media import Files
 
 __all__ = ["ClusterView", "LocalShard", "LocalShards", "shard_config", "works_a_graph"]
@@ -123,8 +123,6 @@ class LocalShard:
     threaded: bool = True
     """False in the peer simulation: calls run inline, so virtual time stays deterministic."""
     lock: trio.Lock = field(default_factory=trio.Lock)
-    restorer: Callable[[Files], ShardStore] | None = None
-    """Builds a store from a snapshot's checkpoint files, where :attr:`opener` opens it."""
     retired: bool = False
     """The state no longer places this replica here: calls still waiting for the lock may
     read, but an update is refused (its coordinator sends it again to the current replicas;
@@ -145,16 +143,14 @@ class LocalShard:
 
     async def restore(self, files: Files) -> int:
         """Replace this replica's content by a snapshot's checkpoint files (the target of a
-        ``snapshot`` transfer): the old store and its files go first. Returns the points."""
-        assert self.restorer is not None, "LocalShards gives every replica a restorer"
-        restorer = self.restorer
+        ``snapshot`` transfer, a snapshot recovery), atomically on its medium: a crash leaves
+        the old content or the new, never an empty replica. Returns the points."""
+        opener = self.opener
         async with self.lock:
-            old, self.store = self.store, None
+            old, self.store = self.store, None  # on failure the next call reopens what is there
 
             def swap() -> ShardStore:
-                if old is not None:
-                    old.destroy()
-                return restorer(files)
+                return (old if old is not None else opener()).replaced_by(files)
 
             self.store = await self._call(swap)
             return len(self.store)
@@ -267,14 +263,9 @@ class LocalShards:
                 return ShardStore.in_memory(config, MemoryMedium())
             return ShardStore.open(directory, config)
 
-        def restorer(files: Files) -> ShardStore:
-            medium = MemoryMedium() if directory is None else DiskMedium(directory)
-            return ShardStore.restore(medium, files, config)
-
         self._shards[key] = LocalShard(
-            name, shard_id, incarnation, config, opener, threaded=self.threaded,
-            restorer=restorer,
-        )  # fmt: skip
+            name, shard_id, incarnation, config, opener, threaded=self.threaded
+        )
 
     def _drop(self, shard: LocalShard) -> None:
         """Forget a replica: its files go once no call is using the store."""

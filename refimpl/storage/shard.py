@@ -151,6 +151,14 @@ class ShardStore:
         medium.write_checkpoint(files)
         return cls(medium, config)
 
+    def replaced_by(self, files: Files) -> "ShardStore":
+        """The shard over a snapshot's checkpoint ``files`` instead of this content, replaced
+        atomically on the same medium (:meth:`ShardMedium.replace_all`: after a crash the old
+        shard or the new one, never a mix or nothing). Do not use this store afterwards."""
+        decode_checkpoint(files, "snapshot shard")  # checks every checksum before writing
+        self.medium.replace_all(files)
+        return type(self)(self.medium, self.config, self.name)
+
     def _load_checkpoint(self) -> None:
         files = self.medium.read_checkpoint()
         if files is None:

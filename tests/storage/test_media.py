@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from refimpl.storage import media
+from refimpl.points import UpsertPoints
+from refimpl.storage import ShardConfig, ShardStore, media
 from refimpl.storage.media import RESTORE_MARKER, DiskMedium, MemoryMedium
 
 OLD = {"meta": b"old meta", "data": b"old data"}
@@ -120,3 +122,35 @@ def test_the_memory_twin_replaces_in_one_step_and_keeps_its_log_object() -> None
     assert medium.log is log and log.read() == b""
     medium.crash()
     assert medium.read_checkpoint() == NEW and medium.log.read() == b""
+
+
+def test_a_shard_replaced_by_a_snapshot_survives_a_crash_after_the_mark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ShardStore.replaced_by on disk: the replica holds the snapshot's points afterwards, and
+    a crash once the new set is marked still opens as the snapshot (the old code deleted the
+    shard first: a crash there left an empty replica)."""
+    config = ShardConfig(dim=2)
+    source = ShardStore.in_memory(config)
+    source.apply(UpsertPoints((1, 2), np.ones((2, 2), np.float32), (None, None)), wait=True)
+    files = source.snapshot_files()
+    target = ShardStore.open(tmp_path / "t", config)
+    target.apply(UpsertPoints((7,), np.ones((1, 2), np.float32), (None,)), wait=True)
+    replaced = target.replaced_by(files)
+    assert sorted(replaced.matching_ids(None)) == [1, 2]
+    replaced.close()
+
+    crashed = ShardStore.open(tmp_path / "u", config)
+    crashed.apply(UpsertPoints((7,), np.ones((1, 2), np.float32), (None,)), wait=True)
+
+    def die(self: DiskMedium) -> None:
+        raise _CrashError
+
+    monkeypatch.setattr(DiskMedium, "_complete_replacement", die)
+    with pytest.raises(_CrashError):
+        crashed.replaced_by(files)
+    monkeypatch.undo()
+    crashed.close()
+    reopened = ShardStore.open(tmp_path / "u", config)
+    assert sorted(reopened.matching_ids(None)) == [1, 2]
+    reopened.close()
