@@ -286,6 +286,8 @@ def _update_params(state: ClusterState, op: UpdateCollectionParams) -> Outcome:
         config = replace(config, replication_factor=op.replication_factor)
     if op.read_fan_out_factor is not None:
         config = replace(config, read_fan_out_factor=op.read_fan_out_factor)
+    if op.read_fan_out_delay_ms is not None:
+        config = replace(config, read_fan_out_delay_ms=op.read_fan_out_delay_ms)
     if op.hnsw_config is not None:
         config = replace(config, hnsw_config=op.hnsw_config)
     problems = config_problems(config)

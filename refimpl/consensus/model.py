@@ -71,6 +71,9 @@ class CollectionConfig:
     write_consistency_factor: int = 1
     hnsw_config: HnswConfig = field(default_factory=HnswConfig)
     read_fan_out_factor: int | None = None
+    read_fan_out_delay_ms: int | None = None
+    """Qdrant's hedged read: a read still short of answers after this many milliseconds asks
+    one more replica (``None`` or 0: never)."""
     indexing_threshold_kb: int = 10_000
     """Qdrant's ``optimizers_config.indexing_threshold``: a shard builds its HNSW graph once its
     vectors pass this many kilobytes; 0 keeps every shard on exact search."""
@@ -144,6 +147,8 @@ def config_problems(config: CollectionConfig) -> tuple[str, ...]:
         problems.append(f"indexing_threshold must be in [0, {INDEXING_THRESHOLD_KB_MAX}] kB")
     if config.read_fan_out_factor is not None and config.read_fan_out_factor < 0:
         problems.append("read_fan_out_factor cannot be negative")
+    if config.read_fan_out_delay_ms is not None and config.read_fan_out_delay_ms < 0:
+        problems.append("read_fan_out_delay_ms cannot be negative")
     return tuple(problems)
 
 

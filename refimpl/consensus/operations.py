@@ -58,6 +58,7 @@ class UpdateCollectionParams:
     replication_factor: int | None = None
     read_fan_out_factor: int | None = None
     hnsw_config: HnswConfig | None = None
+    read_fan_out_delay_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

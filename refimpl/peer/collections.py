@@ -191,6 +191,7 @@ def parse_update_collection(name: str, body: object, current: CollectionConfig) 
         replication_factor=count("replication_factor"),
         read_fan_out_factor=count("read_fan_out_factor"),
         hnsw_config=None if hnsw is None else _hnsw(hnsw, current.hnsw_config),
+        read_fan_out_delay_ms=count("read_fan_out_delay_ms"),
     )
     trial = replace(
         current,
@@ -227,6 +228,7 @@ def collection_info_json(
                 "replication_factor": c.replication_factor,
                 "write_consistency_factor": c.write_consistency_factor,
                 "read_fan_out_factor": c.read_fan_out_factor,
+                "read_fan_out_delay_ms": c.read_fan_out_delay_ms,
                 "on_disk_payload": False,
             },
             "hnsw_config": {

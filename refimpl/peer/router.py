@@ -444,7 +444,8 @@ class Router:
         states = ", ".join(f"{p}: {s.value}" for p, s in sorted(replicas.items()))
         try:
             plan = plan_read(replicas, self.peer.id, consistency, rng=self._rng,
-                             read_fan_out_factor=t.state.config.read_fan_out_factor)  # fmt: skip
+                             read_fan_out_factor=t.state.config.read_fan_out_factor,
+                             read_fan_out_delay_ms=t.state.config.read_fan_out_delay_ms)  # fmt: skip
         except NotEnoughReplicasError as exc:
             raise ShardUnavailableError(
                 503, f"Service unavailable: the replica set for shard {shard_id} of `{t.name}` "
@@ -465,7 +466,8 @@ class Router:
         self, t: _Target, shard_id: ShardId, read: "_Read[T]", plan: ReadPlan
     ) -> tuple[list[T], list[str]]:
         """Ask ``plan.initial_parallel`` replicas at once, the next in ``plan.order`` whenever
-        one fails, until ``plan.required`` answered (the rest are cancelled) or none is left.
+        one fails (and once, after ``plan.fan_out_delay_s``, if answers are still missing),
+        until ``plan.required`` answered (the rest are cancelled) or none is left.
         The answers come back in the plan's order; the errors say which replica failed how."""
         request = {"kind": "shard_read", "collection": t.name, "incarnation": t.incarnation,
                    "shard_id": shard_id, "read": read.kind, "body": read.body}  # fmt: skip
@@ -484,6 +486,8 @@ class Router:
                 errors.append(f"peer {peer}: {exc}")
                 if waiting:
                     nursery.start_soon(ask, *waiting.pop())
+                if not waiting:
+                    hedging.cancel()  # nobody left to hedge with: do not hold the read open
                 return
             except (_RemoteBadRequestError, BadRequest) as exc:
                 refused.append(_as_bad_request(exc))  # bad everywhere: no use asking others
@@ -493,9 +497,19 @@ class Router:
             if len(answered) >= plan.required:
                 nursery.cancel_scope.cancel()
 
+        async def hedge(delay_s: float) -> None:
+            """Qdrant's ``read_fan_out_delay_ms``: a slow read asks one more replica."""
+            with hedging:
+                await trio.sleep(delay_s)
+                if waiting and len(answered) < plan.required:
+                    nursery.start_soon(ask, *waiting.pop())
+
+        hedging = trio.CancelScope()
         async with trio.open_nursery() as nursery:
             for _ in range(plan.initial_parallel):
                 nursery.start_soon(ask, *waiting.pop())
+            if plan.fan_out_delay_s is not None and waiting:
+                nursery.start_soon(hedge, plan.fan_out_delay_s)
         if refused:
             raise refused[0]
         first = sorted(answered[: plan.required], key=lambda pair: pair[0])

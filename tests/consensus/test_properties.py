@@ -50,6 +50,7 @@ configs = st.builds(
     write_consistency_factor=st.integers(0, 3),
     hnsw_config=st.builds(HnswConfig, m=st.integers(1, 32), ef_construct=st.integers(1, 200)),
     read_fan_out_factor=st.none() | st.integers(-1, 2),
+    read_fan_out_delay_ms=st.none() | st.integers(-1, 100),
 )
 placements = st.lists(st.lists(peers, max_size=3).map(tuple), max_size=3).map(tuple)
 

@@ -26,6 +26,8 @@ from refimpl.ids import ShardId
 from refimpl.peer import router as router_module
 from refimpl.peer.harness import SimCluster, SimPeer
 from refimpl.peer.router import CollectionNotFoundError, ShardUnavailableError
+from refimpl.peer.shards import LocalShard
+from refimpl.points import BadRequest
 from refimpl.replication import ReadConsistency, ReplicaState, parse_read_consistency
 from refimpl.storage import ShardStore, StorageError
 from refimpl.testing.linearizability import CheckResult, History, KvOp, OpKind, check_history
@@ -333,6 +335,55 @@ async def test_read_fan_out_factor_asks_that_many_extra_replicas_at_once(
         await reader.plane.collections.update(NAME, {"params": {"read_fan_out_factor": 2}}, 10)
         assert await remote_reads(1) == 2
         assert await remote_reads(2) == 2  # 2 needed + 2 extra, capped at the 3 replicas
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("seed", seeds([5]))
+async def test_read_fan_out_delay_ms_asks_one_more_replica_when_the_first_is_slow(
+    seed: int, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader's own replica takes 5 s to answer. Unset (or 0), a consistency-1 read waits
+    for it and asks nobody else; with ``read_fan_out_delay_ms`` = 100 (set by PATCH, shown in
+    the collection's params) the read asks one remote replica after 100 ms and answers from
+    it. A negative delay is refused."""
+    async with trio.open_nursery() as nursery:
+        sim, peers = await _cluster(nursery, seed, rf=3, wcf=1)
+        links = _Links(sim, monkeypatch)
+        reader = peers[0]
+        await router_of(reader).upsert(NAME, _points(range(4)), wait=True)
+        assert reader.plane is not None
+        slow = reader.plane.shards.get(NAME, ShardId(0))
+        assert slow is not None
+        original = LocalShard.run
+
+        async def slow_run(shard: LocalShard, fn: Any) -> Any:
+            if shard is slow:
+                await trio.sleep(5.0)
+            return await original(shard, fn)
+
+        monkeypatch.setattr(LocalShard, "run", slow_run)
+
+        async def timed_read() -> tuple[float, int]:
+            """(seconds the read took, remote shard reads it sent)."""
+            before, started = len(links.calls), trio.current_time()
+            got = await router_of(reader).retrieve(NAME, {"ids": [0, 3]}, 1)
+            assert [r["id"] for r in got] == [0, 3]
+            remote = sum(1 for src, _, kind in links.calls[before:]
+                         if src == reader.address and kind == "shard_read")  # fmt: skip
+            return trio.current_time() - started, remote
+
+        took, remote = await timed_read()
+        assert took >= 5.0 and remote == 0
+        collections = reader.plane.collections
+        await collections.update(NAME, {"params": {"read_fan_out_delay_ms": 0}}, 10)
+        took, remote = await timed_read()
+        assert took >= 5.0 and remote == 0
+        await collections.update(NAME, {"params": {"read_fan_out_delay_ms": 100}}, 10)
+        assert collections.view.cluster.collections[NAME].config.read_fan_out_delay_ms == 100
+        took, remote = await timed_read()
+        assert 0.1 <= took < 1.0 and remote == 1, (took, remote)
+        with pytest.raises(BadRequest, match="read_fan_out_delay_ms"):
+            await collections.update(NAME, {"params": {"read_fan_out_delay_ms": -1}}, 10)
         nursery.cancel_scope.cancel()
 
 

@@ -116,6 +116,19 @@ def test_fan_out_defaults_to_zero_with_a_local_replica_and_one_without() -> None
     assert (wide.initial_parallel, wide.required) == (3, 2)
 
 
+def test_fan_out_delay_is_off_unless_set_to_a_positive_number_of_milliseconds() -> None:
+    """read_fan_out_delay_ms (Qdrant's hedged read): unset or 0 never hedges; 250 ms hedges
+    after 0.25 s; a negative delay is refused."""
+    states = {PeerId(1): A, PeerId(2): A}
+    for delay_ms, expected in ((None, None), (0, None), (250, 0.25)):
+        plan = plan_read(states, PeerId(1), 1, read_fan_out_factor=None, rng=random.Random(0),
+                         read_fan_out_delay_ms=delay_ms)  # fmt: skip
+        assert plan.fan_out_delay_s == expected
+    with pytest.raises(InvalidReadConsistencyError, match="read_fan_out_delay_ms"):
+        plan_read(states, PeerId(1), 1, read_fan_out_factor=None, rng=random.Random(0),
+                  read_fan_out_delay_ms=-5)  # fmt: skip
+
+
 def test_initializing_replicas_lower_the_count_but_are_never_asked() -> None:
     """Initializing replicas count as available for the requirement yet serve no reads."""
     states = {PeerId(1): A, PeerId(2): INIT}
