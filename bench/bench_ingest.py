@@ -56,7 +56,7 @@ ignores the others; in a peer that was one worker thread among several, so most 
 queries) could run threaded BLAS. The limit now hands control to the thread that changes it and is
 counted across threads; the peers' CPU per batch fell to about the in-process figure plus the
 storage-only overhead (the default run, 100 000 points: 1.21x in-process before, 1.01x after;
-nine quick runs each on a loaded machine: 1.16-1.33x before, 0.96-1.13x after). Suspects that were not it: the HNSW checkpoints (2 % of the peers' samples,
+six quick runs each on a loaded machine: 1.16-1.43x before, 0.96-1.13x after). Suspects that were not it: the HNSW checkpoints (2 % of the peers' samples,
 4 % in-process: the same operations on both sides) and the niced shard threads.
 
 Storage only, the peers' CPU per batch on the same loaded machine, medians of 8-12 runs of
