@@ -48,15 +48,16 @@ and splitting a tenth, the shard stores' own work (the same as in-process) under
 ticks the rest.
 
 Where the index reading's extra CPU went (issue 6): the peers spent 1.2-1.5x the in-process
-CPU per batch for the same graph inserts. py-spy put the same share of the peers' time in
-:meth:`refimpl.index.HnswIndex.upsert` as in-process; the extra was OpenBLAS again. The index
-limits BLAS to one thread (:func:`refimpl.index.blas.one_blas_thread`), but threadpoolctl lets
-only the first thread that sets a limit change OpenBLAS's process-wide pool and silently
-ignores the others; in a peer that was one worker thread among several, so most inserts (and
-queries) could run threaded BLAS. The limit now hands control to the thread that changes it and is
-counted across threads; the peers' CPU per batch fell to about the in-process figure plus the
-storage-only overhead (the default run, 100 000 points: 1.21x in-process before, 1.01x after;
-six quick runs each on a loaded machine: 1.16-1.43x before, 0.96-1.13x after). Suspects that were not it: the HNSW checkpoints (2 % of the peers' samples,
+CPU per batch for the same graph inserts. py-spy showed the Python side of the inserts costing
+the peers about what it costs in-process; the extra was OpenBLAS again, outside Python. The
+index limits BLAS to one thread (:func:`refimpl.index.blas.one_blas_thread`), but
+threadpoolctl lets only the first thread that sets a limit change OpenBLAS's process-wide pool
+and silently ignores the others; in a peer that was one worker thread among several, so most
+inserts (and queries) could run threaded BLAS. The limit now hands control to the thread that
+changes it and is counted across threads; the peers' CPU per batch fell to about the
+in-process figure plus the storage-only overhead (the default run, 100 000 points: 1.21x
+in-process before, 1.01x after; six quick runs each on a loaded machine: 1.16-1.43x before,
+0.96-1.13x after). Suspects that were not it: the HNSW checkpoints (2 % of the peers' samples,
 4 % in-process: the same operations on both sides) and the niced shard threads.
 
 Storage only, the peers' CPU per batch on the same loaded machine, medians of 8-12 runs of
@@ -277,8 +278,9 @@ def median(values: list[float]) -> float:
 
 def show_run(reading: str, k: int, local: Run, rest: Run) -> None:
     peers = " + ".join(f"{c:.1f}" for c in rest.cpu_ms)
-    print(f"{reading} run {k}: in-process {local.rate:,.0f} points/s, CPU {local.cpu_ms[0]:.1f} ms/batch"
-          f" (load {local.load[0]:.1f}->{local.load[1]:.1f}) | REST {rest.rate:,.0f} points/s, "
+    print(f"{reading} run {k}: in-process {local.rate:,.0f} points/s, "
+          f"CPU {local.cpu_ms[0]:.1f} ms/batch (load {local.load[0]:.1f}->{local.load[1]:.1f})"
+          f" | REST {rest.rate:,.0f} points/s, "
           f"CPU {sum(rest.cpu_ms):.1f} ms/batch ({peers}) (load {rest.load[0]:.1f}->"
           f"{rest.load[1]:.1f}) | ratio {rest.rate / local.rate:.2f}", flush=True)  # fmt: skip
 
