@@ -188,15 +188,20 @@ class DiskMedium:
             shutil.rmtree(old)
         _fsync_dir(self.directory)
 
-    def write_checkpoint(self, files: Files) -> None:
-        """Write the new set beside the old one, then swap them by renames."""
-        current, new, old = self._dirs()
+    def _write_next(self, files: Files) -> None:
+        """``files`` as a complete, durable ``checkpoint.next/`` (not yet swapped in)."""
+        new = self._dirs()[1]
         if new.exists():
             shutil.rmtree(new)
         new.mkdir()
         for name, data in files.items():
             _write_durably(new / name, data)
         _fsync_dir(new)
+
+    def write_checkpoint(self, files: Files) -> None:
+        """Write the new set beside the old one, then swap them by renames."""
+        self._write_next(files)
+        current, new, old = self._dirs()
         if current.exists():
             current.rename(old)
         new.rename(current)
@@ -207,13 +212,7 @@ class DiskMedium:
     def replace_all(self, files: Files) -> None:
         """Write the new set beside the old one, mark it as the winner, then swap it in and
         empty the log (a crash after the mark is finished by the next open)."""
-        new = self._dirs()[1]
-        if new.exists():
-            shutil.rmtree(new)
-        new.mkdir()
-        for name, data in files.items():
-            _write_durably(new / name, data)
-        _fsync_dir(new)
+        self._write_next(files)
         _write_durably(self.directory / RESTORE_MARKER, b"")
         _fsync_dir(self.directory)
         self._complete_replacement()

@@ -22,6 +22,7 @@ from refimpl.consensus import (
 from refimpl.peer.harness import SimCluster
 from refimpl.peer.node import Peer
 from refimpl.raft import Role
+from tests.peer._sim import three_voters
 
 
 @pytest.fixture
@@ -32,16 +33,8 @@ async def sim() -> AsyncIterator[SimCluster]:
 
 
 async def three(sim: SimCluster) -> list[Peer]:
-    first = await sim.start_first()
-    await sim.wait_until(lambda: sim.leader() is not None)
-    await sim.join(first)
-    await sim.join(first)
-    await sim.wait_until(
-        lambda: (
-            all(len(p.node.membership.voters) == 3 for p in sim.running())
-            and len(sim.running()) == 3
-        )
-    )
+    """Three running peers, once each counts three voters (tests.peer._sim.three_voters)."""
+    await three_voters(sim)
     return sim.running()
 
 

@@ -15,6 +15,7 @@ from refimpl.api.app import ApiContext, create_app
 from refimpl.api.openapi import DATA_PATHS, DOCUMENTED_PATHS
 from refimpl.peer.harness import SimCluster, SimPeer
 from refimpl.replication import ReplicaState
+from tests.peer._sim import three_voters
 
 DIM = 4
 
@@ -26,19 +27,7 @@ async def sim() -> AsyncIterator[SimCluster]:
         nursery.cancel_scope.cancel()
 
 
-async def three(sim: SimCluster) -> list[SimPeer]:
-    first = await sim.start_first()
-    await sim.wait_until(lambda: sim.leader() is not None)
-    await sim.join(first)
-    await sim.join(first)
-    await sim.wait_until(
-        lambda: (
-            len(sim.running()) == 3
-            and all(len(p.node.membership.voters) == 3 for p in sim.running())
-            and all(len(p.state.peers()) == 3 for p in sim.running())
-        )
-    )
-    return sim.peers
+three = three_voters  # three peers, each counting three voters and three peers
 
 
 def http(sim_peer: SimPeer) -> httpx.AsyncClient:
