@@ -11,7 +11,8 @@ Rules (spec "Consistency guarantees": reads use a partial fan-out strategy; Qdra
 * only Active replicas serve reads; the local replica is tried first, the others in a
   shuffled order (shuffled by a seeded ``random.Random`` passed in);
 * ``read_fan_out_factor`` extra replicas are asked at once; left unset it is 0 when the local
-  replica can serve the read and 1 otherwise;
+  replica can serve the read and 1 otherwise; with ``read_fan_out_delay_ms`` set (and not 0),
+  a read still short of answers after that long asks one more replica (a hedged read);
 * the ``consistency`` parameter says how many answers are needed and how they combine, with
   ``total`` = the number of replicas of the shard:
 
@@ -90,6 +91,8 @@ class ReadPlan:
     """Ask this many of ``order`` at once; move down the list when one fails."""
     required: int
     condition: ResolveCondition
+    fan_out_delay_s: float | None = None
+    """After this long without enough answers, ask the next replica too (``None``: never)."""
 
 
 def parse_read_consistency(raw: object) -> ReadConsistency:
@@ -158,11 +161,16 @@ def plan_read(
     read_fan_out_factor: int | None,
     rng: random.Random,
     locally_disabled: frozenset[PeerId] = frozenset(),
+    read_fan_out_delay_ms: int | None = None,
 ) -> ReadPlan:
     """Everything a coordinator needs to run a read on one shard's replica set."""
     if read_fan_out_factor is not None and read_fan_out_factor < 0:
         raise InvalidReadConsistencyError(
             f"read_fan_out_factor cannot be negative, got {read_fan_out_factor}"
+        )
+    if read_fan_out_delay_ms is not None and read_fan_out_delay_ms < 0:
+        raise InvalidReadConsistencyError(
+            f"read_fan_out_delay_ms cannot be negative, got {read_fan_out_delay_ms}"
         )
     order = read_order(states, local_peer, rng, locally_disabled)
     available = len(order) + sum(1 for s in states.values() if s is ReplicaState.Initializing)
@@ -178,6 +186,7 @@ def plan_read(
         initial_parallel=min(len(order), requirement.required + fan_out),
         required=requirement.required,
         condition=requirement.condition,
+        fan_out_delay_s=read_fan_out_delay_ms / 1000 if read_fan_out_delay_ms else None,
     )
 
 
