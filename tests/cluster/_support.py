@@ -70,3 +70,13 @@ def client_retrying(call: Callable[[], T], attempts: int = 50) -> T:
                 raise
             time.sleep(float(exc.headers.get("retry-after", "1")))
     return call()
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 60.0) -> bool:
+    """Poll ``predicate`` every 0.1 s; True as soon as it holds, False after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False

@@ -10,11 +10,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
-from refimpl.launcher import free_port
+from refimpl.launcher import fetch_cluster, free_port
+from tests.cluster._support import wait_until
 
 
 class Launcher:
@@ -67,23 +67,13 @@ class Launcher:
 
 def leader_seen_by(url: str, timeout_s: float = 1.0) -> int | None:
     """The leader a peer reports (None: no answer or no leader)."""
-    try:
-        reply = httpx.get(f"{url}/cluster", timeout=timeout_s)
-    except httpx.HTTPError:
-        return None
-    if reply.status_code != 200:
-        return None
-    leader = reply.json()["result"]["raft_info"].get("leader")
+    info = fetch_cluster(url, timeout_s)
+    leader = None if info is None else info["raft_info"].get("leader")
     return int(leader) if leader is not None else None
 
 
-def wait_for(what: str, predicate: object, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_for(what: str, predicate: Callable[[], bool], timeout_s: float = 30) -> None:
+    assert wait_until(predicate, timeout_s), f"timed out waiting for {what}"
 
 
 def test_kill_restart_pause_and_resume_through_the_console(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ Qdrant; a 503 (no leader for a moment) is retried after its Retry-After, as a cl
 """
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,7 +18,7 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from refimpl.launcher import LocalCluster
-from tests.cluster._support import call_retrying, client_retrying, running_cluster
+from tests.cluster._support import call_retrying, client_retrying, running_cluster, wait_until
 
 pytestmark = pytest.mark.cluster
 DIM = 4
@@ -55,15 +55,6 @@ def _ids(qc: QdrantClient) -> list[int]:
     return sorted(int(p.id) for p in points)
 
 
-def _wait_until(predicate: Callable[[], bool], timeout_s: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.fixture
 def clients(cluster: LocalCluster) -> Iterator[tuple[QdrantClient, QdrantClient]]:
     """A fresh collection (1 shard on both peers, points 0..99) and a client per peer."""
@@ -74,7 +65,7 @@ def clients(cluster: LocalCluster) -> Iterator[tuple[QdrantClient, QdrantClient]
     client_retrying(lambda: qc0.create_collection(
         NAME, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.DOT),
         shard_number=1, replication_factor=2))  # fmt: skip
-    assert _wait_until(lambda: _settled(cluster.peers[1].rest_url))
+    assert wait_until(lambda: _settled(cluster.peers[1].rest_url))
     client_retrying(lambda: qc0.upsert(NAME, _points(range(100)), wait=True))
     for old in qc0.list_shard_snapshots(NAME, 0):  # kept from an earlier test's collection
         assert qc0.delete_shard_snapshot(NAME, 0, old.name) is True
@@ -106,7 +97,7 @@ def test_replica_priority_catches_up_to_the_source(
     assert client_retrying(lambda: qc1.recover_shard_snapshot(
         NAME, 0, location=location, checksum=made.checksum,
         priority=models.SnapshotPriority.REPLICA)) is True  # fmt: skip
-    assert _wait_until(lambda: _settled(url1) and _local_count(url1) == 130)
+    assert wait_until(lambda: _settled(url1) and _local_count(url1) == 130)
     assert _local_count(url0) == 130
     assert _ids(qc1) == list(range(10, 140))
     assert client_retrying(lambda: qc0.delete_shard_snapshot(NAME, 0, made.name)) is True
@@ -125,7 +116,7 @@ def test_snapshot_priority_makes_the_snapshot_the_truth(
     assert client_retrying(lambda: qc1.recover_shard_snapshot(
         NAME, 0, location=location, priority=models.SnapshotPriority.SNAPSHOT)) is True  # fmt: skip
     assert _local_count(url1) == 100
-    assert _wait_until(lambda: _settled(url0) and _local_count(url0) == 100)
+    assert wait_until(lambda: _settled(url0) and _local_count(url0) == 100)
     assert _ids(qc0) == list(range(100))
 
 

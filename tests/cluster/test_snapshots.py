@@ -6,7 +6,7 @@ archive is refused with a clear error and changes nothing.
 """
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 
 from refimpl.launcher import LocalCluster
 from tests.cluster._support import call as _call
-from tests.cluster._support import call_retrying, running_cluster
+from tests.cluster._support import call_retrying, running_cluster, wait_until
 from tests.cluster._support import ok as _ok
 
 pytestmark = pytest.mark.cluster
@@ -69,8 +69,8 @@ def test_snapshot_create_list_download_recover_delete(
     recovered = {"location": location, "checksum": made["checksum"]}
     assert _ok(url1, "PUT", f"/collections/{NAME}/snapshots/recover", recovered) is True
     assert _ids(url1) == list(range(300))
-    assert _wait_until(lambda: _ids(url0) == list(range(300)))
-    assert _wait_until(lambda: _all_active(url0))
+    assert wait_until(lambda: _ids(url0) == list(range(300)))
+    assert wait_until(lambda: _all_active(url0))
 
     assert _ok(url0, "DELETE", f"/collections/{NAME}/snapshots/{made['name']}") is True
     assert _ok(url0, "GET", f"/collections/{NAME}/snapshots") == []
@@ -82,15 +82,6 @@ def _all_active(url: str) -> bool:
     info = _ok(url, "GET", f"/collections/{NAME}/cluster")
     states = [s["state"] for s in info["local_shards"] + info["remote_shards"]]
     return bool(states) and set(states) == {"Active"} and not info["shard_transfers"]
-
-
-def _wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_a_corrupt_snapshot_is_refused_and_changes_nothing(
@@ -149,7 +140,7 @@ def test_replica_priority_and_upload(cluster: LocalCluster, tmp_path: Path) -> N
     path = f"/collections/{name}/snapshots/upload?priority=replica"
     answer = call_retrying(url1, "POST", path, files=files)
     assert answer.status_code == 200, answer.text
-    assert _wait_until(lambda: local_count(url1) == 80 and _all_active_in(url1, name))
+    assert wait_until(lambda: local_count(url1) == 80 and _all_active_in(url1, name))
     assert ids(url1) == list(range(80))
     saved = tmp_path / "s.snapshot"
     saved.write_bytes(archive)
@@ -157,7 +148,7 @@ def test_replica_priority_and_upload(cluster: LocalCluster, tmp_path: Path) -> N
     answer = call_retrying(url1, "PUT", f"/collections/{name}/snapshots/recover", recover)
     assert answer.status_code == 200, answer.text
     assert local_count(url1) == 50
-    assert _wait_until(lambda: local_count(url0) == 50 and _all_active_in(url0, name))
+    assert wait_until(lambda: local_count(url0) == 50 and _all_active_in(url0, name))
 
 
 def _all_active_in(url: str, name: str) -> bool:
@@ -188,7 +179,7 @@ def test_a_shard_with_no_copy_left_is_recovered_from_a_snapshot(
                                 timeout=60).content)  # fmt: skip
     removed = _call(other_url, "DELETE", f"/cluster/peer/{holder_id}?force=true")
     assert removed.status_code == 200, removed.text
-    assert _wait_until(
+    assert wait_until(
         lambda: _ok(other_url, "GET", f"/collections/{lonely}/cluster")["remote_shards"] == []
     )
     lost = _call(other_url, "POST", f"/collections/{lonely}/points/count", {"exact": True})
@@ -196,7 +187,7 @@ def test_a_shard_with_no_copy_left_is_recovered_from_a_snapshot(
     recover = {"location": saved.as_uri(), "checksum": made["checksum"]}
     # If the removed peer was the leader, the survivor elects itself first: until then the
     # API answers 503 with Retry-After (documented as retryable), so retry like a client would.
-    assert _wait_until(
+    assert wait_until(
         lambda: (
             _call(other_url, "GET", "/cluster").json()["result"]["raft_info"]["leader"] is not None
         )
