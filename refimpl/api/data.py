@@ -35,8 +35,8 @@ from refimpl.api.app import RETRY_AFTER_S, ApiContext, ApiError, endpoint
 from refimpl.api.cluster_ops import cluster_ops_routes
 from refimpl.api.snapshots import snapshot_routes
 from refimpl.peer.data_plane import DataPlane
-from refimpl.peer.router import ShardUnavailableError, decode_body
-from refimpl.points import BadRequest
+from refimpl.peer.router import ShardUnavailableError
+from refimpl.points import BadRequest, decode_body
 from refimpl.replication import (
     InvalidReadConsistencyError,
     ReadConsistency,

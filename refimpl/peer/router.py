@@ -75,7 +75,7 @@ from refimpl.points import (
     ScrollPage,
     UpdateOperation,
     UpsertPoints,
-    decode_json,
+    decode_body,
     id_sort_key,
     id_to_json,
     merge_ordered,
@@ -114,7 +114,6 @@ __all__ = [
     "CollectionNotFoundError",
     "Router",
     "ShardUnavailableError",
-    "decode_body",
     "split_by_shard",
 ]
 
@@ -182,17 +181,6 @@ def split_by_shard(op: UpsertPoints | DeletePoints, ring: HashRing) -> dict[Shar
         )
         for s, idx in rows.items()
     }
-
-
-def decode_body(raw: bytes) -> Any:
-    """A request body's JSON value (``None`` for an empty body); malformed JSON is a
-    :class:`BadRequest` that says so."""
-    if not raw.strip():
-        return None
-    try:
-        return decode_json(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"Json deserialize error: body is not valid JSON: {exc}") from None
 
 
 def _parse_and_split(body: object, t: _Target) -> dict[ShardId, Any]:

@@ -6,7 +6,7 @@ is the message for Qdrant's error envelope. :func:`evaluate` decides whether a p
 filter.
 """
 
-from refimpl.points._json import decode_json
+from refimpl.points._json import decode_body, decode_json
 from refimpl.points.errors import BadRequest, PointNotFound
 from refimpl.points.filters import (
     Condition,
@@ -98,6 +98,7 @@ __all__ = [
     "ScrollRequest",
     "UpdateOperation",
     "UpsertPoints",
+    "decode_body",
     "decode_json",
     "evaluate",
     "id_from_json",

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from refimpl.points.errors import deserialize_error, validation_error
+from refimpl.points.errors import BadRequest, deserialize_error, validation_error
 
 _NUMBER_SHAPE = bytes(
     ord("0") if c in b"0123456789" else ord(".") if c in b".eE" else ord(" ") for c in range(256)
@@ -54,6 +54,17 @@ def decode_json(raw: bytes) -> Any:
         limit = sys.get_int_max_str_digits()
         text = raw.decode("utf-8", "replace")
         raise json.JSONDecodeError(f"a number has more than {limit} digits", text, 0) from None
+
+
+def decode_body(raw: bytes) -> Any:
+    """A request body's JSON value (``None`` for an empty body); malformed JSON is a
+    :class:`BadRequest` that says so."""
+    if not raw.strip():
+        return None
+    try:
+        return decode_json(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"Json deserialize error: body is not valid JSON: {exc}") from None
 
 
 def kind(raw: object) -> str:
